@@ -1,0 +1,83 @@
+"""Access to the committed test inputs in fixtures/."""
+
+import copy
+import json
+from functools import cache
+from pathlib import Path
+from urllib.parse import quote_plus
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+IMAGES_DIR = REPO_ROOT / "fixtures" / "images"
+EVENTS_DIR = REPO_ROOT / "fixtures" / "events"
+
+# Files that must produce a thumbnail, and the output format each one gets.
+VALID_IMAGES = {
+    "jpeg-baseline.jpg": "JPEG",
+    "jpeg-progressive.jpg": "JPEG",
+    "jpeg-cmyk.jpg": "JPEG",
+    "jpeg-grayscale.jpg": "JPEG",
+    "jpeg-exif-orientation-3.jpg": "JPEG",
+    "jpeg-exif-orientation-6.jpg": "JPEG",
+    "jpeg-exif-orientation-8.jpg": "JPEG",
+    "png-rgb.png": "PNG",
+    "png-rgba.png": "PNG",
+    "png-palette-transparent.png": "PNG",
+    "png-16bit-gray.png": "PNG",
+    "png-16bit-rgb.png": "PNG",
+    "png-grayscale-alpha.png": "PNG",
+    "gif-static.gif": "GIF",
+    "gif-animated.gif": "GIF",
+    "webp-lossy.webp": "WEBP",
+    "webp-alpha.webp": "WEBP",
+    "bmp-rgb.bmp": "PNG",
+    "tiff-rgb.tiff": "PNG",
+    "tiff-rgba.tiff": "PNG",
+    "tiny-1x1.png": "PNG",
+    "small-100x50.jpg": "JPEG",
+    "exact-128x128.png": "PNG",
+    "wide-2000x10.png": "PNG",
+    "tall-10x2000.png": "PNG",
+    "name with spaces.jpg": "JPEG",
+    "ünïcödé-名前.png": "PNG",
+}
+
+# Files that can never produce a thumbnail, and the `reason` their log line carries.
+INVALID_IMAGES = {
+    "corrupt-truncated.jpg": "corrupt",
+    "corrupt-garbage.png": "corrupt",
+    "empty.jpg": "empty",
+    "not-an-image.jpg": "not_an_image",
+    "decompression-bomb.png": "too_many_pixels",
+    "unsupported-format.pcx": "unsupported_format",
+}
+
+
+@cache
+def _image_bytes(name: str) -> bytes:
+    return (IMAGES_DIR / name).read_bytes()
+
+
+def image_bytes(name: str) -> bytes:
+    """The bytes of fixtures/images/<name> (read once per run)."""
+    return _image_bytes(name)
+
+
+def load_event(name: str) -> dict:
+    """A fresh copy of fixtures/events/<name>, safe to modify."""
+    return json.loads((EVENTS_DIR / name).read_text(encoding="utf-8"))
+
+
+def s3_put_event(bucket: str, *keys: str) -> dict:
+    """An ObjectCreated:Put notification for `keys`, shaped like fixtures/events/put-single.json.
+
+    Keys are URL-encoded the way S3 encodes them in notifications (spaces as '+').
+    """
+    template = load_event("put-single.json")["Records"][0]
+    records = []
+    for key in keys:
+        record = copy.deepcopy(template)
+        record["s3"]["bucket"]["name"] = bucket
+        record["s3"]["bucket"]["arn"] = f"arn:aws:s3:::{bucket}"
+        record["s3"]["object"]["key"] = quote_plus(key, safe="/")
+        records.append(record)
+    return {"Records": records}

@@ -1,0 +1,256 @@
+"""The pure core: bounds, aspect, orientation, formats, transparency and bad input."""
+
+import io
+import struct
+import zlib
+
+import pytest
+from PIL import Image, ImageChops, ImageStat
+
+from tests.support.fixtures import INVALID_IMAGES, VALID_IMAGES, image_bytes
+from thumbnailer import (
+    CorruptImage,
+    EmptySource,
+    ImageTooLarge,
+    NotAnImage,
+    PermanentError,
+    UnsupportedImageFormat,
+    make_thumbnail,
+)
+
+BOX = (128, 128)
+
+
+def decode(thumbnail) -> Image.Image:
+    image = Image.open(io.BytesIO(thumbnail.data))
+    image.load()
+    return image
+
+
+def source_display_size(name: str) -> tuple[int, int]:
+    """The source's size as a viewer shows it (EXIF rotation applied)."""
+    with Image.open(io.BytesIO(image_bytes(name))) as image:
+        width, height = image.size
+        if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+            return height, width
+        return width, height
+
+
+@pytest.mark.parametrize("name", sorted(VALID_IMAGES))
+def test_thumbnail_fits_box_keeps_aspect_and_never_upscales(name):
+    thumbnail = make_thumbnail(image_bytes(name))
+    source_width, source_height = source_display_size(name)
+
+    assert 1 <= thumbnail.width <= BOX[0]
+    assert 1 <= thumbnail.height <= BOX[1]
+    assert thumbnail.width <= source_width
+    assert thumbnail.height <= source_height
+    # One side touches the box unless the source was already smaller than the box.
+    scale = min(BOX[0] / source_width, BOX[1] / source_height, 1.0)
+    assert thumbnail.width == pytest.approx(source_width * scale, abs=1)
+    assert thumbnail.height == pytest.approx(source_height * scale, abs=1)
+
+
+@pytest.mark.parametrize("name", sorted(VALID_IMAGES))
+def test_output_format_and_content_type_describe_the_written_bytes(name):
+    thumbnail = make_thumbnail(image_bytes(name))
+    written = decode(thumbnail)
+
+    assert thumbnail.format == VALID_IMAGES[name]
+    assert written.format == thumbnail.format
+    assert thumbnail.content_type == Image.MIME[written.format]
+    assert written.size == (thumbnail.width, thumbnail.height)
+
+
+@pytest.mark.parametrize("name", sorted(VALID_IMAGES))
+def test_identical_input_gives_identical_bytes(name):
+    assert make_thumbnail(image_bytes(name)).data == make_thumbnail(image_bytes(name)).data
+
+
+def test_small_image_is_not_upscaled():
+    thumbnail = make_thumbnail(image_bytes("small-100x50.jpg"))
+    assert (thumbnail.width, thumbnail.height) == (100, 50)
+
+
+@pytest.mark.parametrize(
+    ("name", "size"),
+    [("wide-2000x10.png", (128, 1)), ("tall-10x2000.png", (1, 128)), ("tiny-1x1.png", (1, 1))],
+)
+def test_extreme_aspect_ratios_keep_at_least_one_pixel(name, size):
+    thumbnail = make_thumbnail(image_bytes(name))
+    assert (thumbnail.width, thumbnail.height) == size
+
+
+def test_custom_box_is_respected():
+    thumbnail = make_thumbnail(image_bytes("jpeg-baseline.jpg"), max_size=(64, 32))
+    assert thumbnail.width <= 64
+    assert thumbnail.height == 32
+
+
+def corner_colours(image: Image.Image) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Mean colour of the top-left and bottom-right eighths of an image."""
+    rgb = image.convert("RGB")
+    w, h = rgb.size
+    cw, ch = max(w // 8, 1), max(h // 8, 1)
+    top_left = ImageStat.Stat(rgb.crop((0, 0, cw, ch))).mean
+    bottom_right = ImageStat.Stat(rgb.crop((w - cw, h - ch, w, h))).mean
+    return tuple(round(v) for v in top_left), tuple(round(v) for v in bottom_right)
+
+
+def is_reddish(colour) -> bool:
+    red, green, blue = colour
+    return red > 150 and green < 100 and blue < 100
+
+
+def is_bluish(colour) -> bool:
+    red, green, blue = colour
+    return blue > 150 and red < 100 and green < 100
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_exif_orientation_is_applied_so_the_thumbnail_is_upright(orientation):
+    # The fixture's upright picture has red in its top-left corner and blue in its bottom-right.
+    name = f"jpeg-exif-orientation-{orientation}.jpg"
+    thumbnail = make_thumbnail(image_bytes(name))
+    top_left, bottom_right = corner_colours(decode(thumbnail))
+
+    assert is_reddish(top_left), top_left
+    assert is_bluish(bottom_right), bottom_right
+    display_width, display_height = source_display_size(name)
+    assert (thumbnail.width > thumbnail.height) == (display_width > display_height)
+
+
+def test_rotated_thumbnail_carries_no_orientation_tag():
+    written = decode(make_thumbnail(image_bytes("jpeg-exif-orientation-6.jpg")))
+    assert written.getexif().get(0x0112) in (None, 1)
+
+
+@pytest.mark.parametrize(
+    "name", ["png-rgba.png", "png-palette-transparent.png", "webp-alpha.webp", "tiff-rgba.tiff"]
+)
+def test_transparency_survives(name):
+    written = decode(make_thumbnail(image_bytes(name))).convert("RGBA")
+    alpha_min, alpha_max = written.getchannel("A").getextrema()
+    assert alpha_min == 0
+    assert alpha_max == 255
+
+
+def test_gif_transparency_survives():
+    written = decode(make_thumbnail(image_bytes("gif-static.gif")))
+    assert written.mode == "P"
+    assert "transparency" in written.info
+    assert written.convert("RGBA").getchannel("A").getextrema() == (0, 255)
+
+
+def test_animated_gif_gives_a_still_of_the_first_frame():
+    source = Image.open(io.BytesIO(image_bytes("gif-animated.gif")))
+    assert source.n_frames > 1
+    first_frame = source.convert("RGB").resize((128, 85), Image.Resampling.LANCZOS)
+
+    written = decode(make_thumbnail(image_bytes("gif-animated.gif")))
+
+    assert getattr(written, "n_frames", 1) == 1
+    difference = ImageStat.Stat(ImageChops.difference(written.convert("RGB"), first_frame)).mean
+    # GIF quantisation costs a few levels per channel; another frame would differ by far more.
+    assert max(difference) < 12, difference
+
+
+def test_palette_images_are_filtered_not_nearest_neighbour():
+    # A 1-pixel black/white checkerboard averages to grey under a real filter; nearest
+    # neighbour would keep only pure black and white pixels.
+    board = Image.new("P", (256, 256))
+    board.putpalette([0, 0, 0, 255, 255, 255])
+    board.putdata([(x + y) % 2 for y in range(256) for x in range(256)])
+    buffer = io.BytesIO()
+    board.save(buffer, "PNG")
+
+    written = decode(make_thumbnail(buffer.getvalue())).convert("L")
+
+    low, high = written.getextrema()
+    assert 100 < low <= high < 155
+
+
+def test_16_bit_png_is_scaled_not_clipped():
+    written = decode(make_thumbnail(image_bytes("png-16bit-gray.png")))
+    assert written.mode == "L"
+    low, high = written.getextrema()
+    # Clipping to 8 bits would turn everything above 255/65535 white: a dark end must remain.
+    assert low < 40
+    assert high > 215
+    assert 80 < ImageStat.Stat(written).mean[0] < 175
+
+
+def test_cmyk_jpeg_becomes_rgb_jpeg():
+    written = decode(make_thumbnail(image_bytes("jpeg-cmyk.jpg")))
+    assert written.mode == "RGB"
+
+
+def test_metadata_is_not_copied():
+    written = decode(make_thumbnail(image_bytes("jpeg-exif-orientation-6.jpg")))
+    assert "exif" not in written.info
+
+
+@pytest.mark.parametrize(("name", "reason"), sorted(INVALID_IMAGES.items()))
+def test_bad_input_raises_a_permanent_error_with_its_reason(name, reason):
+    with pytest.raises(PermanentError) as raised:
+        make_thumbnail(image_bytes(name))
+    assert raised.value.reason == reason
+
+
+def test_empty_bytes():
+    with pytest.raises(EmptySource):
+        make_thumbnail(b"")
+
+
+def test_text_file_is_not_an_image():
+    with pytest.raises(NotAnImage, match="not a recognisable image"):
+        make_thumbnail(b"hello, this is not a JPEG\n")
+
+
+def test_unsupported_format_names_the_format():
+    with pytest.raises(UnsupportedImageFormat, match="PCX"):
+        make_thumbnail(image_bytes("unsupported-format.pcx"))
+
+
+def test_truncated_jpeg_is_corrupt():
+    with pytest.raises(CorruptImage):
+        make_thumbnail(image_bytes("corrupt-truncated.jpg"))
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares a size in its header but carries one row of pixel data."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        body = kind + payload
+        return struct.pack(">I", len(payload)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * (width + 1)))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_pixel_limit_is_enforced_from_the_header_before_decoding():
+    # 8000x8000 = 64 MP is below Pillow's own bomb limit, so only our limit can reject it, and
+    # the file holds one row, so a decode attempt would fail with CorruptImage instead.
+    with pytest.raises(ImageTooLarge, match="8000x8000"):
+        make_thumbnail(png_header_only(8000, 8000), max_pixels=50_000_000)
+
+
+def test_pixel_limit_is_configurable():
+    with pytest.raises(ImageTooLarge):
+        make_thumbnail(image_bytes("jpeg-baseline.jpg"), max_pixels=640 * 480 - 1)
+    assert make_thumbnail(image_bytes("jpeg-baseline.jpg"), max_pixels=640 * 480).width == 128
+
+
+def test_huge_declared_size_is_rejected_as_too_large():
+    with pytest.raises(ImageTooLarge):
+        make_thumbnail(png_header_only(30000, 30000))
+
+
+def test_jpeg_quality_changes_the_output():
+    source = image_bytes("jpeg-baseline.jpg")
+    assert len(make_thumbnail(source, jpeg_quality=30).data) < len(make_thumbnail(source).data)

@@ -1,0 +1,237 @@
+"""The Lambda handler against moto's S3, driven by events shaped like the ones S3 sends."""
+
+import importlib
+import io
+import sys
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+from PIL import Image
+
+from tests.support.fixtures import image_bytes, load_event, s3_put_event
+from tests.unit.conftest import BUCKET
+from thumbnailer.errors import MalformedEvent, RecordsFailed
+from thumbnailer.settings import SettingsError
+from thumbnailer.storage import S3Storage
+
+
+class LambdaContext:
+    aws_request_id = "11111111-2222-3333-4444-555555555555"
+    function_name = "thumbnailer-test-thumbnail"
+
+
+def upload(s3, key, fixture, content_type="application/octet-stream"):
+    s3.put_object(Bucket=BUCKET, Key=key, Body=image_bytes(fixture), ContentType=content_type)
+
+
+def thumbnail_of(s3, key):
+    response = s3.get_object(Bucket=BUCKET, Key=f"thumbnails/{key}")
+    return response, Image.open(io.BytesIO(response["Body"].read()))
+
+
+def keys(s3):
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", []))
+
+
+def test_upload_gets_a_thumbnail_with_the_true_content_type(s3, handler):
+    # The source claims to be a PNG; the thumbnail's type must come from the bytes written.
+    upload(s3, "photos/jpeg-baseline.jpg", "jpeg-baseline.jpg", content_type="image/png")
+
+    result = handler.lambda_handler(load_event("put-single.json"), LambdaContext())
+
+    response, image = thumbnail_of(s3, "photos/jpeg-baseline.jpg")
+    assert response["ContentType"] == "image/jpeg"
+    assert image.format == "JPEG"
+    assert max(image.size) == 128
+    assert result == {"records": 1, "outcomes": {"created": 1}}
+
+
+def test_url_encoded_keys_are_decoded(s3, handler):
+    event = load_event("put-url-encoded-key.json")
+    decoded = []
+    for record in event["Records"]:
+        record["s3"]["bucket"]["name"] = BUCKET
+    from thumbnailer.events import parse_event
+
+    for ref in parse_event(event).objects:
+        fixture = "name with spaces.jpg" if ref.key.endswith(".jpg") else "ünïcödé-名前.png"
+        upload(s3, ref.key, fixture)
+        decoded.append(ref.key)
+
+    handler.lambda_handler(event, LambdaContext())
+
+    assert sorted(f"thumbnails/{key}" for key in decoded) == [
+        k for k in keys(s3) if k.startswith("thumbnails/")
+    ]
+    assert "thumbnails/photos/name with spaces+plus.jpg" in keys(s3)
+
+
+def test_every_record_is_processed_and_a_corrupt_one_does_not_stop_the_others(s3, handler, log_lines):
+    names = ["jpeg-baseline.jpg", "corrupt-truncated.jpg", "png-rgba.png", "not-an-image.jpg"]
+    for name in names:
+        upload(s3, f"in/{name}", name)
+
+    result = handler.lambda_handler(s3_put_event(BUCKET, *(f"in/{n}" for n in names)), LambdaContext())
+
+    assert result == {"records": 4, "outcomes": {"created": 2, "rejected": 2}}
+    assert [k for k in keys(s3) if k.startswith("thumbnails/")] == [
+        "thumbnails/in/jpeg-baseline.jpg",
+        "thumbnails/in/png-rgba.png",
+    ]
+    rejected = {line["key"]: line for line in log_lines() if line["outcome"] == "rejected"}
+    assert rejected["in/corrupt-truncated.jpg"]["reason"] == "corrupt"
+    assert rejected["in/not-an-image.jpg"]["reason"] == "not_an_image"
+    assert rejected["in/corrupt-truncated.jpg"]["level"] == "ERROR"
+
+
+def test_log_line_carries_bucket_key_sizes_duration_and_outcome(s3, handler, log_lines):
+    upload(s3, "photos/jpeg-baseline.jpg", "jpeg-baseline.jpg")
+    handler.lambda_handler(load_event("put-single.json"), LambdaContext())
+
+    (line,) = log_lines()
+    assert line["bucket"] == BUCKET
+    assert line["key"] == "photos/jpeg-baseline.jpg"
+    assert line["outcome"] == "created"
+    assert line["source_bytes"] == len(image_bytes("jpeg-baseline.jpg"))
+    assert 0 < line["thumbnail_bytes"] < line["source_bytes"]
+    assert line["duration_ms"] >= 0
+    assert line["request_id"] == LambdaContext.aws_request_id
+    assert line["thumbnail_key"] == "thumbnails/photos/jpeg-baseline.jpg"
+
+
+def test_recursion_guard_skips_keys_under_the_prefix(s3, handler, log_lines):
+    upload(s3, "thumbnails/photos/x.jpg", "jpeg-baseline.jpg")
+
+    result = handler.lambda_handler(load_event("put-thumbnail-key.json"), LambdaContext())
+
+    assert result["outcomes"] == {"skipped_recursion": 1}
+    assert not any(k.startswith("thumbnails/thumbnails/") for k in keys(s3))
+    assert log_lines()[0]["outcome"] == "skipped_recursion"
+
+
+def test_s3_test_event_is_ignored(handler, log_lines):
+    assert handler.lambda_handler(load_event("s3-test-event.json"), LambdaContext()) == {
+        "records": 0,
+        "outcomes": {},
+    }
+    assert log_lines()[0]["outcome"] == "ignored_test_event"
+
+
+def test_event_without_records_fails_naming_the_missing_field(handler):
+    with pytest.raises(MalformedEvent, match="no 'Records'"):
+        handler.lambda_handler(load_event("malformed-no-records.json"), LambdaContext())
+
+
+def test_malformed_record_fails_after_the_good_records_are_done(s3, handler):
+    upload(s3, "a.jpg", "jpeg-baseline.jpg")
+    event = s3_put_event(BUCKET, "a.jpg", "b.jpg")
+    del event["Records"][1]["s3"]["object"]["key"]
+
+    with pytest.raises(MalformedEvent, match=r"Records\[1\]: missing field s3.object.key"):
+        handler.lambda_handler(event, LambdaContext())
+    assert "thumbnails/a.jpg" in keys(s3)
+
+
+def test_deleted_object_is_a_warning_not_a_failure(handler, log_lines):
+    result = handler.lambda_handler(s3_put_event(BUCKET, "gone.jpg"), LambdaContext())
+
+    assert result["outcomes"] == {"skipped_missing": 1}
+    (line,) = log_lines()
+    assert line["level"] == "WARNING"
+    assert line["reason"] == "missing"
+
+
+@pytest.mark.parametrize("function_env", [{"MAX_SOURCE_BYTES": "1000"}])
+def test_object_over_the_byte_limit_is_rejected(s3, handler, log_lines):
+    upload(s3, "big.jpg", "jpeg-baseline.jpg")
+
+    result = handler.lambda_handler(s3_put_event(BUCKET, "big.jpg"), LambdaContext())
+
+    assert result["outcomes"] == {"rejected": 1}
+    assert log_lines()[0]["reason"] == "too_many_bytes"
+
+
+def test_zero_byte_object_is_rejected(s3, handler, log_lines):
+    upload(s3, "empty.jpg", "empty.jpg")
+    assert handler.lambda_handler(s3_put_event(BUCKET, "empty.jpg"), LambdaContext())["outcomes"] == {
+        "rejected": 1
+    }
+    assert log_lines()[0]["reason"] == "empty"
+
+
+@pytest.mark.parametrize(
+    "function_env",
+    [{"THUMBNAIL_PREFIX": "small/", "THUMBNAIL_MAX_WIDTH": "32", "THUMBNAIL_MAX_HEIGHT": "32"}],
+)
+def test_settings_come_from_the_environment(s3, handler):
+    upload(s3, "a.png", "png-rgb.png")
+    handler.lambda_handler(s3_put_event(BUCKET, "a.png"), LambdaContext())
+    image = Image.open(io.BytesIO(s3.get_object(Bucket=BUCKET, Key="small/a.png")["Body"].read()))
+    assert max(image.size) == 32
+
+
+@pytest.mark.parametrize("function_env", [{"THUMBNAIL_BUCKET": "thumbs-elsewhere"}])
+def test_destination_bucket_can_differ(s3, handler):
+    s3.create_bucket(Bucket="thumbs-elsewhere")
+    upload(s3, "a.png", "png-rgb.png")
+    handler.lambda_handler(s3_put_event(BUCKET, "a.png"), LambdaContext())
+    assert s3.head_object(Bucket="thumbs-elsewhere", Key="thumbnails/a.png")["ContentType"] == "image/png"
+
+
+def test_invalid_setting_fails_at_cold_start(s3, monkeypatch):
+    monkeypatch.setenv("THUMBNAIL_JPEG_QUALITY", "best")
+    sys.modules.pop("handler", None)
+    with pytest.raises(SettingsError, match="THUMBNAIL_JPEG_QUALITY must be an integer"):
+        importlib.import_module("handler")
+    sys.modules.pop("handler", None)
+
+
+def test_redelivered_event_writes_identical_bytes(s3, handler):
+    upload(s3, "photos/jpeg-baseline.jpg", "jpeg-baseline.jpg")
+    event = load_event("put-single.json")
+    handler.lambda_handler(event, LambdaContext())
+    first = s3.head_object(Bucket=BUCKET, Key="thumbnails/photos/jpeg-baseline.jpg")["ETag"]
+    handler.lambda_handler(event, LambdaContext())
+    assert s3.head_object(Bucket=BUCKET, Key="thumbnails/photos/jpeg-baseline.jpg")["ETag"] == first
+
+
+class FlakyStorage(S3Storage):
+    """Real S3Storage over moto whose writes fail with `error` for keys containing `fail_on`."""
+
+    def __init__(self, client, fail_on, error):
+        super().__init__(client)
+        self.fail_on, self.error = fail_on, error
+
+    def store(self, bucket, key, thumbnail):
+        if self.fail_on in key:
+            raise self.error
+        super().store(bucket, key, thumbnail)
+
+
+THROTTLED = ClientError(
+    {"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."}}, "PutObject"
+)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [THROTTLED, EndpointConnectionError(endpoint_url="https://s3.amazonaws.com")],
+    ids=["5xx", "network"],
+)
+def test_transient_failure_is_raised_after_the_other_records(s3, handler, monkeypatch, log_lines, error):
+    monkeypatch.setattr(handler, "STORAGE", FlakyStorage(s3, "flaky", error))
+    for key in ("a.jpg", "flaky.jpg", "c.jpg"):
+        upload(s3, key, "jpeg-baseline.jpg")
+
+    with pytest.raises(RecordsFailed, match=r"1 of 3 records failed and will be retried: s3://.*/flaky.jpg"):
+        handler.lambda_handler(s3_put_event(BUCKET, "a.jpg", "flaky.jpg", "c.jpg"), LambdaContext())
+
+    assert [k for k in keys(s3) if k.startswith("thumbnails/")] == ["thumbnails/a.jpg", "thumbnails/c.jpg"]
+    failed = [line for line in log_lines() if line["outcome"] == "failed"]
+    assert [line["key"] for line in failed] == ["flaky.jpg"]
+
+
+def test_non_creation_records_are_ignored(s3, handler):
+    event = load_event("delete-single.json")
+    event["Records"][0]["s3"]["bucket"]["name"] = BUCKET
+    assert handler.lambda_handler(event, LambdaContext())["outcomes"] == {"ignored_event": 1}

@@ -1,0 +1,32 @@
+"""Image thumbnails for S3 uploads: a pure core plus thin S3 and settings modules."""
+
+from thumbnailer.core import Thumbnail, make_thumbnail
+from thumbnailer.errors import (
+    CorruptImage,
+    EmptySource,
+    ImageTooLarge,
+    MalformedEvent,
+    NotAnImage,
+    PermanentError,
+    RecordsFailed,
+    SourceMissing,
+    SourceTooLarge,
+    ThumbnailerError,
+    UnsupportedImageFormat,
+)
+
+__all__ = [
+    "CorruptImage",
+    "EmptySource",
+    "ImageTooLarge",
+    "MalformedEvent",
+    "NotAnImage",
+    "PermanentError",
+    "RecordsFailed",
+    "SourceMissing",
+    "SourceTooLarge",
+    "Thumbnail",
+    "ThumbnailerError",
+    "UnsupportedImageFormat",
+    "make_thumbnail",
+]

@@ -1,0 +1,236 @@
+"""The pure core: image bytes in, thumbnail value out.
+
+No I/O and no configuration lookups happen here, so the function is deterministic: identical
+input bytes and arguments always give byte-identical output, which makes re-delivered S3
+events harmless.
+"""
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+
+from thumbnailer.errors import (
+    CorruptImage,
+    EmptySource,
+    ImageTooLarge,
+    NotAnImage,
+    PermanentError,
+    UnsupportedImageFormat,
+)
+
+# Decoders the service accepts. Restricting Image.open to these keeps exotic, rarely audited
+# decoders (EPS, PSD, ...) away from untrusted uploads. The JPEG decoder also opens MPO, what
+# phones write for JPEGs with an embedded preview; it is a JPEG for every purpose here.
+ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
+
+# Output format per source format: web formats keep their format; BMP and TIFF, which browsers
+# do not display, become PNG (lossless, keeps transparency). The S3 key keeps the source's name.
+OUTPUT_FORMATS = {
+    "JPEG": "JPEG",
+    "MPO": "JPEG",
+    "PNG": "PNG",
+    "GIF": "GIF",
+    "WEBP": "WEBP",
+    "BMP": "PNG",
+    "TIFF": "PNG",
+}
+
+CONTENT_TYPES = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+}
+
+_SIGNATURES = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+)
+
+# Orientation values 5-8 rotate by 90 degrees, so the stored pixels are the box turned sideways.
+_SIDEWAYS_ORIENTATIONS = frozenset({5, 6, 7, 8})
+
+# Palette index used for transparent pixels when a GIF thumbnail is re-quantised.
+_GIF_TRANSPARENT_INDEX = 255
+
+
+@dataclass(frozen=True)
+class Thumbnail:
+    """An encoded thumbnail and what a caller needs to store and describe it."""
+
+    data: bytes
+    format: str
+    content_type: str
+    width: int
+    height: int
+    source_format: str
+    source_width: int
+    source_height: int
+
+
+def make_thumbnail(
+    data: bytes,
+    *,
+    max_size: tuple[int, int] = (128, 128),
+    max_pixels: int = 50_000_000,
+    jpeg_quality: int = 85,
+) -> Thumbnail:
+    """Return a thumbnail of `data` that fits in `max_size`, keeping the aspect ratio.
+
+    The image is never enlarged and each side is at least 1 px. EXIF orientation is applied,
+    animated images give a still of their first frame, and transparency is kept where the
+    output format holds it. Raises a `PermanentError` subclass for input that can never work.
+    """
+    if not data:
+        raise EmptySource("the object is empty (0 bytes)")
+    image = _open(data, max_pixels)
+    source_format = image.format
+    source_width, source_height = image.size
+    output_format = OUTPUT_FORMATS[source_format]
+
+    orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+    box = max_size[::-1] if orientation in _SIDEWAYS_ORIENTATIONS else max_size
+    try:
+        image = _shrink(image, box)
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise CorruptImage(f"{source_format} data could not be decoded: {exc}") from exc
+    image = ImageOps.exif_transpose(image)
+
+    encoded = _encode(image, output_format, jpeg_quality)
+    return Thumbnail(
+        data=encoded,
+        format=output_format,
+        content_type=CONTENT_TYPES[output_format],
+        width=image.width,
+        height=image.height,
+        source_format=source_format,
+        source_width=source_width,
+        source_height=source_height,
+    )
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    """Parse the header only and enforce the format and pixel limits before any decoding."""
+    try:
+        with warnings.catch_warnings():
+            # Our own max_pixels check below replaces Pillow's warning; its hard error stays.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(str(exc)) from exc
+    except UnidentifiedImageError as exc:
+        raise _unrecognised(data) from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise CorruptImage(f"the image header is damaged: {exc}") from exc
+
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageTooLarge(
+            f"{image.format} declares {width}x{height} = {width * height} pixels, "
+            f"more than the limit of {max_pixels}"
+        )
+    if width < 1 or height < 1:
+        raise CorruptImage(f"{image.format} declares an empty size {width}x{height}")
+    return image
+
+
+def _unrecognised(data: bytes) -> PermanentError:
+    """Tell a damaged accepted image, an image in a refused format and a non-image apart."""
+    claimed = _format_from_signature(data)
+    if claimed:
+        return CorruptImage(f"starts like a {claimed} file but its header cannot be parsed")
+    try:
+        with Image.open(io.BytesIO(data)) as other:
+            return UnsupportedImageFormat(
+                f"{other.format} images are not accepted; accepted formats: {', '.join(ACCEPTED_FORMATS)}"
+            )
+    except Exception:  # any decoder failure just means: not an image we know
+        return NotAnImage(f"the object is not a recognisable image (starts with {data[:8]!r})")
+
+
+def _format_from_signature(data: bytes) -> str | None:
+    """The accepted format whose magic bytes `data` starts with, if any."""
+    for signature, name in _SIGNATURES:
+        if data.startswith(signature):
+            return name
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
+def _shrink(image: Image.Image, box: tuple[int, int]) -> Image.Image:
+    """Resize into `box` with a Lanczos filter, in a mode that filters properly.
+
+    JPEGs are shrunk before any mode conversion so that `thumbnail()` can ask libjpeg for a
+    reduced-scale decode (draft mode), which is much faster than decoding every pixel.
+    """
+    if image.format in ("JPEG", "MPO"):
+        image.thumbnail(box, Image.Resampling.LANCZOS)
+        return _to_output_mode(image)
+    image = _to_output_mode(image)
+    image.thumbnail(box, Image.Resampling.LANCZOS)
+    return image
+
+
+def _to_output_mode(image: Image.Image) -> Image.Image:
+    """Convert modes that cannot be filtered or saved (palette, 16-bit, CMYK, 1-bit)."""
+    mode = image.mode
+    if mode in ("RGB", "RGBA", "L", "LA"):
+        return image
+    if mode == "P" or mode == "PA":
+        # Resizing palette indices would need nearest neighbour; go to true colour first.
+        has_alpha = "transparency" in image.info or mode == "PA"
+        return image.convert("RGBA" if has_alpha else "RGB")
+    if mode.startswith("I;16") or mode == "I":
+        # Scale 16-bit samples down to 8 bits instead of clipping everything above 255.
+        return image.convert("I").point(lambda value: value / 257).convert("L")
+    if mode == "1":
+        return image.convert("L")
+    if mode == "RGBa":
+        return image.convert("RGBA")
+    return image.convert("RGB")
+
+
+def _encode(image: Image.Image, output_format: str, jpeg_quality: int) -> bytes:
+    """Encode without copying metadata (EXIF orientation is already applied to the pixels)."""
+    buffer = io.BytesIO()
+    icc_profile = image.info.get("icc_profile") if image.mode in ("RGB", "RGBA", "L") else None
+    if output_format == "JPEG":
+        if image.mode not in ("RGB", "L"):
+            image = _flatten(image)
+        image.save(buffer, "JPEG", quality=jpeg_quality, optimize=True, icc_profile=icc_profile)
+    elif output_format == "PNG":
+        image.save(buffer, "PNG", icc_profile=icc_profile)
+    elif output_format == "WEBP":
+        image.save(buffer, "WEBP", quality=jpeg_quality, icc_profile=icc_profile)
+    elif output_format == "GIF":
+        _gif_palette(image).save(buffer, "GIF")
+    else:  # pragma: no cover - OUTPUT_FORMATS only names the formats handled above
+        raise AssertionError(f"no encoder for {output_format}")
+    return buffer.getvalue()
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """Composite transparent pixels onto white for formats without alpha."""
+    rgba = image.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
+
+def _gif_palette(image: Image.Image) -> Image.Image:
+    """Quantise a filtered true-colour thumbnail back to a GIF palette, keeping transparency."""
+    if image.mode not in ("RGBA", "LA"):
+        return image.convert("RGB").quantize(colors=256)
+    rgba = image.convert("RGBA")
+    transparent = rgba.getchannel("A").point(lambda alpha: 255 if alpha < 128 else 0, "1")
+    paletted = rgba.convert("RGB").quantize(colors=_GIF_TRANSPARENT_INDEX)
+    paletted.paste(_GIF_TRANSPARENT_INDEX, mask=transparent)
+    paletted.info["transparency"] = _GIF_TRANSPARENT_INDEX
+    return paletted

@@ -1,0 +1,66 @@
+"""Error types, split by what a retry can do about them.
+
+`PermanentError` means the input itself is bad: retrying cannot help, so the handler logs the
+record and moves on. Every other exception is treated as transient and re-raised (after the
+other records of the event are done) so that Lambda's asynchronous retry runs.
+"""
+
+
+class ThumbnailerError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class PermanentError(ThumbnailerError):
+    """The source object can never produce a thumbnail; logged and skipped, never retried."""
+
+    reason = "permanent"
+
+
+class EmptySource(PermanentError):
+    """The object has zero bytes."""
+
+    reason = "empty"
+
+
+class SourceTooLarge(PermanentError):
+    """The object is larger than MAX_SOURCE_BYTES."""
+
+    reason = "too_many_bytes"
+
+
+class NotAnImage(PermanentError):
+    """No image decoder recognises the bytes."""
+
+    reason = "not_an_image"
+
+
+class UnsupportedImageFormat(PermanentError):
+    """A recognisable image, but in a format the service does not accept."""
+
+    reason = "unsupported_format"
+
+
+class ImageTooLarge(PermanentError):
+    """The header declares more pixels than MAX_SOURCE_PIXELS (decompression-bomb guard)."""
+
+    reason = "too_many_pixels"
+
+
+class CorruptImage(PermanentError):
+    """The header was readable but the pixel data is truncated or damaged."""
+
+    reason = "corrupt"
+
+
+class SourceMissing(PermanentError):
+    """The object named by the event no longer exists (deleted before the function ran)."""
+
+    reason = "missing"
+
+
+class MalformedEvent(ThumbnailerError, ValueError):
+    """The Lambda event is not an S3 event notification, or a record lacks a required field."""
+
+
+class RecordsFailed(ThumbnailerError):
+    """One or more records hit a transient failure; raised after all records were tried."""

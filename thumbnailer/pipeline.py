@@ -1,0 +1,137 @@
+"""What happens to one Lambda event: every record tried, outcomes logged, failures sorted.
+
+Permanent problems (bad image, missing object, recursion) are logged and skipped. Any other
+exception is treated as transient: the remaining records still run, then RecordsFailed is
+raised so that Lambda retries the event. Re-processing is harmless: output is deterministic.
+"""
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Protocol
+
+from thumbnailer.core import Thumbnail, make_thumbnail
+from thumbnailer.errors import MalformedEvent, PermanentError, RecordsFailed, SourceMissing
+from thumbnailer.events import S3ObjectRef, parse_event
+from thumbnailer.logs import log
+from thumbnailer.settings import Settings
+
+
+class Storage(Protocol):
+    """What the pipeline needs from object storage (S3Storage, or a stub in tests)."""
+
+    def fetch(self, bucket: str, key: str, max_bytes: int) -> bytes: ...
+
+    def store(self, bucket: str, key: str, thumbnail: Thumbnail) -> None: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one object; `name` is the `outcome` field of its log line."""
+
+    name: str
+    thumbnail_key: str | None = None
+
+
+def handle_event(
+    event: object,
+    storage: Storage,
+    settings: Settings,
+    logger: logging.Logger,
+    request_id: str | None = None,
+) -> dict:
+    """Process every object an S3 event names and return counts per outcome."""
+    parsed = parse_event(event)
+    if parsed.is_test_event:
+        log(logger, logging.INFO, "ignored s3:TestEvent", outcome="ignored_test_event", request_id=request_id)
+        return {"records": 0, "outcomes": {}}
+
+    outcomes: Counter[str] = Counter()
+    failures: list[tuple[S3ObjectRef, Exception]] = []
+    for ref in parsed.objects:
+        try:
+            outcomes[process_object(ref, storage, settings, logger, request_id).name] += 1
+        except Exception as exc:  # transient: keep going, re-raise once all records are done
+            outcomes["failed"] += 1
+            failures.append((ref, exc))
+
+    if parsed.malformed:
+        raise MalformedEvent("; ".join(parsed.malformed))
+    if failures:
+        summary = "; ".join(f"s3://{r.bucket}/{r.key}: {type(e).__name__}: {e}" for r, e in failures)
+        raise RecordsFailed(
+            f"{len(failures)} of {len(parsed.objects)} records failed and will be retried: {summary}"
+        ) from failures[0][1]
+    return {"records": len(parsed.objects), "outcomes": dict(outcomes)}
+
+
+def process_object(
+    ref: S3ObjectRef,
+    storage: Storage,
+    settings: Settings,
+    logger: logging.Logger,
+    request_id: str | None = None,
+) -> Outcome:
+    """Make and store the thumbnail of one object, logging one JSON line with the outcome."""
+    started = time.perf_counter()
+    fields: dict[str, object] = {
+        "bucket": ref.bucket,
+        "key": ref.key,
+        "event_name": ref.event_name,
+        "request_id": request_id,
+    }
+
+    def finish(level: int, message: str, outcome: Outcome, **extra: object) -> Outcome:
+        duration_ms = round((time.perf_counter() - started) * 1000, 1)
+        log(logger, level, message, **fields, outcome=outcome.name, duration_ms=duration_ms, **extra)
+        return outcome
+
+    if not ref.event_name.startswith("ObjectCreated:"):
+        return finish(logging.INFO, "ignored: not an object creation", Outcome("ignored_event"))
+    if ref.key.startswith(settings.prefix):
+        return finish(
+            logging.INFO,
+            f"skipped: key is under the thumbnail prefix {settings.prefix!r} (recursion guard)",
+            Outcome("skipped_recursion"),
+        )
+    try:
+        source = storage.fetch(ref.bucket, ref.key, settings.max_source_bytes)
+        fields["source_bytes"] = len(source)
+        thumbnail = make_thumbnail(
+            source,
+            max_size=settings.max_size,
+            max_pixels=settings.max_source_pixels,
+            jpeg_quality=settings.jpeg_quality,
+        )
+        destination = settings.destination_bucket(ref.bucket)
+        thumbnail_key = settings.prefix + ref.key
+        storage.store(destination, thumbnail_key, thumbnail)
+    except SourceMissing as exc:
+        return finish(logging.WARNING, f"skipped: {exc}", Outcome("skipped_missing"), reason=exc.reason)
+    except PermanentError as exc:
+        return finish(
+            logging.ERROR,
+            f"rejected: {exc}",
+            Outcome("rejected"),
+            reason=exc.reason,
+            error=type(exc).__name__,
+        )
+    except Exception as exc:
+        finish(logging.ERROR, f"failed, will be retried: {exc}", Outcome("failed"), error=type(exc).__name__)
+        raise
+    return finish(
+        logging.INFO,
+        "thumbnail created",
+        Outcome("created", thumbnail_key),
+        thumbnail_bucket=destination,
+        thumbnail_key=thumbnail_key,
+        source_format=thumbnail.source_format,
+        source_width=thumbnail.source_width,
+        source_height=thumbnail.source_height,
+        thumbnail_bytes=len(thumbnail.data),
+        thumbnail_format=thumbnail.format,
+        content_type=thumbnail.content_type,
+        width=thumbnail.width,
+        height=thumbnail.height,
+    )

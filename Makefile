@@ -7,7 +7,7 @@ PYTHON ?= $(shell command -v python3.13 2>/dev/null || echo $(HOME)/.pyenv/versi
 VENV := .venv
 TOX := $(VENV)/bin/tox
 
-.PHONY: help bootstrap test unit lint lock clean
+.PHONY: help bootstrap browser test unit lint golden golden-report golden-accept fixtures lock clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -19,14 +19,29 @@ $(TOX): requirements/tox.txt
 	$(VENV)/bin/pip install --quiet -r requirements/tox.txt
 	touch $@
 
-test: bootstrap ## run every test environment (lint, unit)
-	$(TOX) run -e lint,unit
+browser: ## install Debian's chromium (headless) for the golden-report check, if missing
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: bootstrap browser ## run every test environment (lint, unit, golden-report)
+	$(TOX) run -e lint,unit,golden-report
 
 unit: bootstrap ## unit tests only (no network, moto's S3)
 	$(TOX) run -e unit
 
 lint: bootstrap ## ruff lint and format check
 	$(TOX) run -e lint
+
+golden: bootstrap ## compare thumbnails with the goldens (review: build/golden-review/index.html)
+	$(TOX) run -e unit -- -m golden
+
+golden-report: bootstrap ## review report of the current core vs the goldens, without pytest
+	$(TOX) exec -e unit -- python tools/golden.py report
+
+golden-accept: bootstrap ## accept the core's thumbnails as goldens (NAMES="a.jpg b.png"; none = all)
+	$(TOX) exec -e unit -- python tools/golden.py accept $(NAMES)
+
+fixtures: bootstrap ## regenerate fixtures/images from fixtures/make_fixtures.py
+	$(TOX) exec -e unit -- python fixtures/make_fixtures.py
 
 lock: bootstrap ## re-resolve the pinned requirements/*.txt from requirements/*.in
 	$(VENV)/bin/pip install --quiet uv

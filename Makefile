@@ -7,7 +7,7 @@ PYTHON ?= $(shell command -v python3.13 2>/dev/null || echo $(HOME)/.pyenv/versi
 VENV := .venv
 TOX := $(VENV)/bin/tox
 
-.PHONY: help bootstrap browser test unit lint golden golden-report golden-accept fixtures lock clean
+.PHONY: help bootstrap browser test unit lint package layer golden golden-report golden-accept fixtures lock clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -22,14 +22,20 @@ $(TOX): requirements/tox.txt
 browser: ## install Debian's chromium (headless) for the golden-report check, if missing
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: bootstrap browser ## run every test environment (lint, unit, golden-report)
-	$(TOX) run -e lint,unit,golden-report
+test: bootstrap browser ## run every test environment (lint, unit, golden-report, package)
+	$(TOX) run -e lint,unit,golden-report,package
 
 unit: bootstrap ## unit tests only (no network, moto's S3)
 	$(TOX) run -e unit
 
 lint: bootstrap ## ruff lint and format check
 	$(TOX) run -e lint
+
+package: bootstrap ## offline `sls package --stage prod` and checks on its artifacts (tox -e package)
+	$(TOX) run -e package
+
+layer: ## build and check the Pillow layer (ARCH=x86_64 or arm64) into build/layer/
+	$(PYTHON) layer/build.py --runtime python3.13 --arch $(or $(ARCH),x86_64)
 
 golden: bootstrap ## compare thumbnails with the goldens (review: build/golden-review/index.html)
 	$(TOX) run -e unit -- -m golden
@@ -45,7 +51,7 @@ fixtures: bootstrap ## regenerate fixtures/images from fixtures/make_fixtures.py
 
 lock: bootstrap ## re-resolve the pinned requirements/*.txt from requirements/*.in
 	$(VENV)/bin/pip install --quiet uv
-	for name in dev tox; do \
+	for name in dev tox package; do \
 	  $(VENV)/bin/uv pip compile --quiet --python-version 3.13 requirements/$$name.in -o requirements/$$name.txt; \
 	done
 

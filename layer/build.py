@@ -1,0 +1,330 @@
+"""Build the Pillow Lambda layer for one runtime and architecture, from any host.
+
+    python layer/build.py --runtime python3.13 --arch x86_64     # or --arch arm64
+
+Installs the hash-pinned wheels of layer/requirements.txt for the Lambda platform (never the host's),
+drops what the thumbnailer never uses, checks that every compiled module matches the runtime and the
+architecture and that no shared library lost a dependency, then writes a deterministic zip:
+
+    build/layer/<arch>/python/...            the unzipped layer (Lambda mounts it at /opt)
+    build/layer/<arch>/pillow-layer.zip      the artifact serverless.yml deploys
+    build/layer/<arch>/build-info.json       inputs digest, sizes before/after slimming, zip sha256
+
+A rebuild is skipped when the inputs (this file, requirements.txt, runtime, arch) are unchanged; the
+checks run every time. `--check-only` runs only the checks. Exit status is non-zero on any failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+LAYER_DIR = Path(__file__).resolve().parent
+REPO_ROOT = LAYER_DIR.parent
+REQUIREMENTS = LAYER_DIR / "requirements.txt"
+ZIP_NAME = "pillow-layer.zip"
+INFO_NAME = "build-info.json"
+
+# Lambda's python3.13 runtime is Amazon Linux 2023 (glibc 2.34); Pillow 13's cp313 wheels are
+# manylinux_2_27/manylinux_2_28. pip matches --platform literally, so name the wheels' own tag.
+MAX_GLIBC = (2, 34)
+WHEEL_PLATFORM = "manylinux_2_28_{machine}"
+
+
+@dataclass(frozen=True)
+class Arch:
+    """A Lambda architecture as named by Lambda, by the wheel/ABI tags and by the ELF header."""
+
+    lambda_name: str
+    machine: str
+    elf_machine: int
+
+
+ARCHES = {
+    "x86_64": Arch("x86_64", "x86_64", 62),  # EM_X86_64
+    "arm64": Arch("arm64", "aarch64", 183),  # EM_AARCH64
+}
+
+# Libraries Lambda's Amazon Linux 2023 base provides; everything else must ship in the layer.
+SYSTEM_LIBS = frozenset(
+    {
+        "libc.so.6",
+        "libm.so.6",
+        "libpthread.so.0",
+        "libdl.so.2",
+        "librt.so.1",
+        "libz.so.1",
+        "libstdc++.so.6",
+        "libgcc_s.so.1",
+        "ld-linux-x86-64.so.2",
+        "ld-linux-aarch64.so.1",
+    }
+)
+
+# What the thumbnailer never uses (it decodes/encodes JPEG, PNG, GIF, WebP, BMP, TIFF; no text, no
+# GUI, no AVIF). Globs are relative to the layer's python/ dir. The Python plugin stubs of dropped
+# codecs stay: Pillow imports them lazily and marks the format unsupported.
+DROP_PATTERNS = (
+    # AVIF codec (the biggest single library)
+    "PIL/_avif.*.so",
+    "pillow.libs/libavif-*",
+    # Tk and Qt bindings
+    "PIL/_imagingtk.*.so",
+    "PIL/ImageTk.py",
+    "PIL/_tkinter_finder.py",
+    "PIL/ImageQt.py",
+    # FreeType text rendering and what only it links (harfbuzz, brotli, libpng: _imaging has its own
+    # zlib-based PNG codec)
+    "PIL/_imagingft.*.so",
+    "pillow.libs/libfreetype-*",
+    "pillow.libs/libharfbuzz-*",
+    "pillow.libs/libbrotlicommon-*",
+    "pillow.libs/libbrotlidec-*",
+    "pillow.libs/libpng16-*",
+    # type stubs and bytecode: Lambda never type-checks, and pyc would embed build-time mtimes
+    "PIL/*.pyi",
+    "PIL/py.typed",
+    "**/__pycache__",
+)
+
+LOGGER = logging.getLogger("layer.build")
+
+
+class LayerCheckError(Exception):
+    """The layer does not fit the function's runtime or architecture, or lost a dependency."""
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        entry.update(getattr(record, "data", {}))
+        return json.dumps(entry, sort_keys=True)
+
+
+def python_version(runtime: str) -> tuple[int, int]:
+    """Return (major, minor) of a Lambda runtime name such as ``python3.13``."""
+    match = re.fullmatch(r"python(\d)\.(\d+)", runtime)
+    if not match:
+        raise LayerCheckError(f"unsupported runtime {runtime!r}: expected pythonX.Y")
+    return int(match.group(1)), int(match.group(2))
+
+
+def tree_size(root: Path) -> int:
+    """Return the total size in bytes of the regular files under root."""
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def inputs_digest(runtime: str, arch: Arch) -> str:
+    """Digest of everything that determines the layer's content."""
+    digest = hashlib.sha256()
+    for part in (
+        Path(__file__).resolve().read_bytes(),
+        REQUIREMENTS.read_bytes(),
+        runtime.encode(),
+        arch.machine.encode(),
+    ):
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()
+
+
+def install(target: Path, runtime: str, arch: Arch) -> None:
+    """pip-install the pinned wheels for the Lambda platform into target (a fresh directory)."""
+    major, minor = python_version(runtime)
+    command = [
+        sys.executable, "-m", "pip", "install",
+        "--disable-pip-version-check", "--no-input", "--quiet", "--root-user-action=ignore",
+        "--require-hashes", "-r", str(REQUIREMENTS),
+        "--platform", WHEEL_PLATFORM.format(machine=arch.machine),
+        "--implementation", "cp",
+        "--python-version", f"{major}.{minor}",
+        "--abi", f"cp{major}{minor}",
+        "--only-binary=:all:",
+        "--no-compile",
+        "--target", str(target),
+    ]  # fmt: skip
+    LOGGER.info("pip install", extra={"data": {"command": command}})
+    subprocess.run(command, check=True)
+
+
+def slim(root: Path) -> list[str]:
+    """Delete DROP_PATTERNS under root; return the removed paths (relative, sorted)."""
+    removed = []
+    for pattern in DROP_PATTERNS:
+        for path in sorted(root.glob(pattern)):
+            removed.append(path.relative_to(root).as_posix())
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    return sorted(removed)
+
+
+def elf_info(path: Path) -> tuple[int, list[str]]:
+    """Return (e_machine, DT_NEEDED names) of a 64-bit little-endian ELF shared object."""
+    data = path.read_bytes()
+    if data[:4] != b"\x7fELF":
+        raise LayerCheckError(f"{path.name}: not an ELF file")
+    if data[4] != 2 or data[5] != 1:
+        raise LayerCheckError(f"{path.name}: not a 64-bit little-endian ELF file")
+    (e_machine,) = struct.unpack_from("<H", data, 18)
+    (e_shoff,) = struct.unpack_from("<Q", data, 0x28)
+    e_shentsize, e_shnum = struct.unpack_from("<HH", data, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", data, e_shoff + i * e_shentsize) for i in range(e_shnum)]
+    needed = []
+    for _name, sh_type, _flags, _addr, offset, size, link, *_ in sections:
+        if sh_type != 6:  # SHT_DYNAMIC
+            continue
+        strtab_offset = sections[link][4]
+        for pos in range(offset, offset + size, 16):
+            tag, value = struct.unpack_from("<qQ", data, pos)
+            if tag == 0:  # DT_NULL
+                break
+            if tag == 1:  # DT_NEEDED
+                end = data.index(b"\0", strtab_offset + value)
+                needed.append(data[strtab_offset + value : end].decode())
+    return e_machine, needed
+
+
+def check(root: Path, runtime: str, arch: Arch) -> dict:
+    """Fail unless the layer under root (its python/ dir) fits runtime and arch.
+
+    Checks: PIL/_imaging's filename ABI tag is cpython-XY-<machine>-linux-gnu; every shared object's
+    ELF machine is the architecture's; every DT_NEEDED library is in the layer or in SYSTEM_LIBS;
+    the wheel's tag is a manylinux the runtime's glibc supports.
+    """
+    major, minor = python_version(runtime)
+    expected_suffix = f".cpython-{major}{minor}-{arch.machine}-linux-gnu.so"
+    imaging = sorted((root / "PIL").glob("_imaging.*so"))
+    if [p.name for p in imaging] != [f"_imaging{expected_suffix}"]:
+        raise LayerCheckError(
+            f"PIL/_imaging for {runtime}/{arch.lambda_name} must be _imaging{expected_suffix}, "
+            f"found {[p.name for p in imaging]}"
+        )
+    shared = sorted(p for p in root.rglob("*.so*") if p.is_file())
+    bundled = {p.name for p in shared}
+    for path in shared:
+        if path.parent.name == "PIL" and not path.name.endswith(expected_suffix):
+            raise LayerCheckError(f"{path.name}: ABI tag does not match {expected_suffix}")
+        machine, needed = elf_info(path)
+        if machine != arch.elf_machine:
+            raise LayerCheckError(
+                f"{path.name}: ELF machine {machine}, expected {arch.elf_machine} ({arch.machine})"
+            )
+        missing = [lib for lib in needed if lib not in bundled and lib not in SYSTEM_LIBS]
+        if missing:
+            raise LayerCheckError(f"{path.name}: needs {missing}, not in the layer nor the runtime")
+    wheel_tags = [
+        line.split(":", 1)[1].strip()
+        for wheel in root.glob("*.dist-info/WHEEL")
+        for line in wheel.read_text().splitlines()
+        if line.startswith("Tag:")
+    ]
+    compatible = []
+    for tag in wheel_tags:
+        match = re.fullmatch(rf"cp{major}{minor}-cp{major}{minor}-manylinux_(\d+)_(\d+)_{arch.machine}", tag)
+        if match and (int(match.group(1)), int(match.group(2))) <= MAX_GLIBC:
+            compatible.append(tag)
+    if not compatible:
+        raise LayerCheckError(f"no wheel tag fits {runtime}/{arch.machine}/glibc<={MAX_GLIBC}: {wheel_tags}")
+    return {"imaging": imaging[0].name, "shared_objects": len(shared), "wheel_tags": compatible}
+
+
+def write_zip(source: Path, destination: Path) -> None:
+    """Zip source's content under python/ with sorted entries, fixed times and normalised modes."""
+    files = sorted(p for p in source.rglob("*") if p.is_file())
+    tmp = destination.with_suffix(".tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for path in files:
+            info = zipfile.ZipInfo("python/" + path.relative_to(source).as_posix(), (1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3
+            mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
+            info.external_attr = (0o100000 | mode) << 16
+            archive.writestr(info, path.read_bytes(), compresslevel=9)
+    tmp.replace(destination)
+
+
+def unzipped_size(archive: Path) -> int:
+    """Sum of the uncompressed sizes of a zip's entries (what Lambda's 250 MB limit counts)."""
+    with zipfile.ZipFile(archive) as zf:
+        return sum(info.file_size for info in zf.infolist())
+
+
+def build(runtime: str, arch: Arch, out_dir: Path, force: bool = False) -> dict:
+    """Build (or reuse) the layer for runtime/arch under out_dir/<arch>; return its build info."""
+    arch_dir = out_dir / arch.lambda_name
+    python_dir = arch_dir / "python"
+    archive = arch_dir / ZIP_NAME
+    info_path = arch_dir / INFO_NAME
+    digest = inputs_digest(runtime, arch)
+    if not force and archive.is_file() and info_path.is_file():
+        info = json.loads(info_path.read_text())
+        if info.get("inputs_sha256") == digest:
+            check(python_dir, runtime, arch)
+            LOGGER.info("layer up to date", extra={"data": {"zip": str(archive)}})
+            return info
+    started = time.monotonic()
+    if arch_dir.exists():
+        shutil.rmtree(arch_dir)
+    python_dir.mkdir(parents=True)
+    install(python_dir, runtime, arch)
+    size_before = tree_size(python_dir)
+    removed = slim(python_dir)
+    size_after = tree_size(python_dir)
+    checked = check(python_dir, runtime, arch)
+    write_zip(python_dir, archive)
+    info = {
+        "runtime": runtime,
+        "architecture": arch.lambda_name,
+        "inputs_sha256": digest,
+        "unzipped_bytes_before_slimming": size_before,
+        "unzipped_bytes_after_slimming": size_after,
+        "zip_bytes": archive.stat().st_size,
+        "zip_sha256": hashlib.sha256(archive.read_bytes()).hexdigest(),
+        "removed": removed,
+        "check": checked,
+        "build_seconds": round(time.monotonic() - started, 2),
+    }
+    info_path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    LOGGER.info("layer built", extra={"data": {k: v for k, v in info.items() if k != "removed"}})
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runtime", default="python3.13", help="Lambda runtime, e.g. python3.13")
+    parser.add_argument("--arch", default="x86_64", choices=sorted(ARCHES), help="Lambda architecture")
+    parser.add_argument("--out-dir", type=Path, default=REPO_ROOT / "build" / "layer")
+    parser.add_argument("--force", action="store_true", help="rebuild even if the inputs are unchanged")
+    parser.add_argument("--check-only", action="store_true", help="only check an existing build")
+    args = parser.parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    arch = ARCHES[args.arch]
+    try:
+        if args.check_only:
+            result = check(args.out_dir / arch.lambda_name / "python", args.runtime, arch)
+            LOGGER.info("layer check passed", extra={"data": result})
+        else:
+            build(args.runtime, arch, args.out_dir, force=args.force)
+    except (LayerCheckError, subprocess.CalledProcessError, OSError) as error:
+        LOGGER.error("layer build failed: %s", error)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Fixtures over the output of `npx sls package` (.serverless/) and the layer built by layer/build.py.
+
+The artifacts are not built here: run `npx sls package --stage <stage>` first (tox -e package does).
+Without them the tests skip, unless THUMBNAILER_PACKAGE_REQUIRED=1 (set by tox -e package), which
+turns a missing build into a failure.
+"""
+
+import importlib.util
+import json
+import os
+import platform
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SERVERLESS_DIR = REPO_ROOT / ".serverless"
+TEMPLATE = SERVERLESS_DIR / "cloudformation-template-update-stack.json"
+STATE = SERVERLESS_DIR / "serverless-state.json"
+FUNCTION_LOGICAL_ID = "ThumbnailLambdaFunction"
+LAYER_LOGICAL_ID = "PillowLambdaLayer"
+BUCKET_LOGICAL_ID = "S3BucketUploads"
+QUEUE_LOGICAL_ID = "ThumbnailFailureQueue"
+# The interpreter that stands in for Lambda's python3.13 (override with THUMBNAILER_LAMBDA_PYTHON).
+DEFAULT_LAMBDA_PYTHON = "/root/.pyenv/versions/3.13.0/bin/python3.13"
+HOST_MACHINES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
+
+
+def _require(path: Path) -> Path:
+    if path.is_file():
+        return path
+    message = f"{path.relative_to(REPO_ROOT)} missing: run `npx sls package --stage prod` first"
+    if os.environ.get("THUMBNAILER_PACKAGE_REQUIRED") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def template() -> dict:
+    """The compiled CloudFormation template of the last `sls package`."""
+    return json.loads(_require(TEMPLATE).read_text())
+
+
+@pytest.fixture(scope="session")
+def resources(template) -> dict:
+    """The template's Resources section."""
+    return template["Resources"]
+
+
+@pytest.fixture(scope="session")
+def state() -> dict:
+    """serverless-state.json: the resolved service configuration, with artifact paths."""
+    return json.loads(_require(STATE).read_text())
+
+
+@pytest.fixture(scope="session")
+def function(resources) -> dict:
+    """Properties of the thumbnail function."""
+    return resources[FUNCTION_LOGICAL_ID]["Properties"]
+
+
+@pytest.fixture(scope="session")
+def layer(resources) -> dict:
+    """Properties of the Pillow layer version."""
+    return resources[LAYER_LOGICAL_ID]["Properties"]
+
+
+@pytest.fixture(scope="session")
+def bucket_name(resources) -> str:
+    """Name of the upload bucket the stack creates."""
+    return resources[BUCKET_LOGICAL_ID]["Properties"]["BucketName"]
+
+
+@pytest.fixture(scope="session")
+def role_statements(resources) -> list[dict]:
+    """Statements of the function's execution role, with Action and Resource always lists."""
+    statements = []
+    for policy in resources["IamRoleLambdaExecution"]["Properties"]["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            normalised = dict(statement)
+            for key in ("Action", "Resource"):
+                value = statement.get(key, [])
+                normalised[key] = value if isinstance(value, list) else [value]
+            statements.append(normalised)
+    return statements
+
+
+@pytest.fixture(scope="session")
+def function_zip(state) -> Path:
+    """The function's deployment package."""
+    return _require(SERVERLESS_DIR / Path(state["package"]["artifact"]).name)
+
+
+@pytest.fixture(scope="session")
+def layer_zip(state) -> Path:
+    """The Pillow layer artifact that serverless.yml deploys (written by layer/build.py)."""
+    layers = state["service"]["layers"]
+    if "$ref" in layers:  # serverless-state.json de-duplicates shared objects as JSONPath refs
+        layers = state["service"]["initialServerlessConfig"]["layers"]
+    artifact = Path(layers["pillow"]["package"]["artifact"])
+    return _require(artifact if artifact.is_absolute() else REPO_ROOT / artifact)
+
+
+@pytest.fixture(scope="session")
+def layer_build_info(layer_zip) -> dict:
+    """build/layer/<arch>/build-info.json written next to the layer zip."""
+    return json.loads(_require(layer_zip.parent / "build-info.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def layer_builder():
+    """layer/build.py as a module (its ELF and ABI checks are reused, not re-implemented)."""
+    spec = importlib.util.spec_from_file_location("layer_build", REPO_ROOT / "layer" / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def unzipped_layer(layer_zip, tmp_path_factory) -> Path:
+    """The layer zip extracted as Lambda would mount it at /opt; returns its python/ dir."""
+    root = tmp_path_factory.mktemp("opt")
+    with zipfile.ZipFile(layer_zip) as archive:
+        archive.extractall(root)
+    return root / "python"
+
+
+@pytest.fixture(scope="session")
+def lambda_python(function) -> str:
+    """A host interpreter that can load the layer's binaries; skips when there is none."""
+    interpreter = os.environ.get("THUMBNAILER_LAMBDA_PYTHON", DEFAULT_LAMBDA_PYTHON)
+    host = HOST_MACHINES.get(platform.machine().lower(), platform.machine())
+    (arch,) = function["Architectures"]
+    if host != arch:
+        pytest.skip(f"layer is built for {arch}, this host is {host}: its binaries cannot load here")
+    if not os.access(interpreter, os.X_OK):
+        pytest.skip(f"no {interpreter} to stand in for Lambda's {function['Runtime']}")
+    return interpreter

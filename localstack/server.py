@@ -1,0 +1,478 @@
+"""Run LocalStack on this host, without Docker, with Lambda functions as local processes.
+
+CLI (run from the repository root with any Python >= 3.11)::
+
+    python localstack/server.py install   # venv + runtime packages (idempotent, fast when done)
+    python localstack/server.py start     # install, start in the background, wait until healthy
+    python localstack/server.py wait      # wait until the endpoint is healthy
+    python localstack/server.py status    # JSON: endpoint, pid, healthy
+    python localstack/server.py stop      # stop what `start` started; the port must be free after
+    python localstack/server.py check-stopped  # exit 1 if a process, pid file or the port is left
+
+As a library (the pytest session fixture)::
+
+    with localstack_running() as endpoint:   # "http://127.0.0.1:4566"
+        ...
+
+If ``AWS_ENDPOINT_URL`` or ``LOCALSTACK_ENDPOINT`` already points at a healthy LocalStack,
+``start`` reuses it and ``stop`` leaves it alone.
+
+Paths: the venv is ``build/localstack/venv`` (Python 3.13), the runtime packages of the Lambda
+runtimes ``build/lambda-runtime/<runtime>/``, and state (log, pid file, volume, scratch space)
+``build/localstack/``. Settings (environment): ``LOCALSTACK_PYTHON`` (interpreter for the venv),
+``LOCALSTACK_GATEWAY_LISTEN`` (default ``127.0.0.1:4566``), ``LOCALSTACK_GATEWAY_SERVER``
+(default ``twisted``), ``LOCALSTACK_START_TIMEOUT`` (s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parent
+BUILD_DIR = REPO_ROOT / "build" / "localstack"
+VENV_DIR = BUILD_DIR / "venv"
+RUNTIME_PACKAGES_DIR = REPO_ROOT / "build" / "lambda-runtime"
+LOG_FILE = BUILD_DIR / "localstack.log"
+PID_FILE = BUILD_DIR / "localstack.pid"
+VOLUME_DIR = BUILD_DIR / "volume"
+WORK_DIR = BUILD_DIR / "host-executor"
+CACHE_DIR = BUILD_DIR / "cache"
+TMP_DIR = BUILD_DIR / "tmp"
+
+REQUIREMENTS = HERE / "requirements.in"
+CONSTRAINTS = HERE / "constraints.txt"
+RUNTIME_REQUIREMENTS = HERE / "lambda-runtime-requirements.txt"
+EXECUTOR_PACKAGE = HERE / "host_executor"
+EXECUTOR_NAME = "host"
+LAMBDA_RUNTIMES = {"python3.13": "3.13", "python3.12": "3.12"}
+
+DEFAULT_LISTEN = "127.0.0.1:4566"
+DEFAULT_PYTHON = Path.home() / ".pyenv" / "versions" / "3.13.0" / "bin" / "python3.13"
+DEFAULT_START_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 20.0
+HEALTH_PATH = "/_localstack/health"
+
+LOG = logging.getLogger("localstack-host")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        entry.update(getattr(record, "fields", {}))
+        return json.dumps(entry)
+
+
+class LocalStackError(RuntimeError):
+    """LocalStack could not be installed, started or stopped."""
+
+
+@dataclass(frozen=True)
+class Handle:
+    """A LocalStack endpoint; ``owned`` is False when an existing one was reused."""
+
+    endpoint: str
+    owned: bool
+    pid: int | None = None
+
+
+def _log(level: int, message: str, **fields) -> None:
+    LOG.log(level, message, extra={"fields": fields})
+
+
+def gateway_listen() -> str:
+    """Return ``host:port`` that our LocalStack listens on."""
+    return os.environ.get("LOCALSTACK_GATEWAY_LISTEN", DEFAULT_LISTEN)
+
+
+def own_endpoint() -> str:
+    """Return the URL of the LocalStack this module starts."""
+    return f"http://{gateway_listen()}"
+
+
+def configured_endpoint() -> str | None:
+    """Return the endpoint named by ``LOCALSTACK_ENDPOINT`` or ``AWS_ENDPOINT_URL``, if any."""
+    return os.environ.get("LOCALSTACK_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def is_healthy(endpoint: str, timeout: float = 2.0) -> bool:
+    """True if ``endpoint`` answers LocalStack's health check."""
+    try:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(endpoint.rstrip("/") + HEALTH_PATH, timeout=timeout) as response:
+            return response.status == 200 and "services" in json.loads(response.read())
+    except (OSError, ValueError, urllib.error.URLError):
+        return False
+
+
+def wait_healthy(endpoint: str, timeout: float, process: subprocess.Popen | None = None) -> float:
+    """Poll the health check until it answers; return the seconds it took.
+
+    Raises ``LocalStackError`` at the deadline, or as soon as ``process`` exits.
+    """
+    started = time.monotonic()
+    deadline = started + timeout
+    interval = 0.1
+    while True:
+        if is_healthy(endpoint):
+            return time.monotonic() - started
+        if process is not None and process.poll() is not None:
+            raise LocalStackError(
+                f"LocalStack exited with code {process.returncode} before it was healthy; "
+                f"see {LOG_FILE}:\n{_log_tail()}"
+            )
+        if time.monotonic() >= deadline:
+            raise LocalStackError(
+                f"{endpoint} not healthy after {timeout:.0f} s; see {LOG_FILE}:\n{_log_tail()}"
+            )
+        time.sleep(interval)
+        interval = min(interval * 1.5, 1.0)
+
+
+def _log_tail(lines: int = 20) -> str:
+    try:
+        return "\n".join(LOG_FILE.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _port_of(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+def port_in_use(listen: str) -> bool:
+    """True if something accepts TCP connections at ``host:port``."""
+    host, port = _port_of(listen)
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _digest(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for path in paths:
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            if "__pycache__" in file.parts or ".egg-info" in str(file):
+                continue
+            h.update(str(file.relative_to(HERE)).encode())
+            h.update(file.read_bytes())
+    return h.hexdigest()
+
+
+def venv_python() -> Path:
+    """Path of the venv's interpreter."""
+    return VENV_DIR / "bin" / "python"
+
+
+def _base_python() -> str:
+    python = os.environ.get("LOCALSTACK_PYTHON") or str(DEFAULT_PYTHON)
+    if not os.access(python, os.X_OK):
+        raise LocalStackError(
+            f"Python 3.13 not found at {python}; install it (pyenv install 3.13.0) or set LOCALSTACK_PYTHON"
+        )
+    return python
+
+
+def _run(command: list[str]) -> None:
+    _log(logging.INFO, "run", command=" ".join(command))
+    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if result.returncode != 0:
+        raise LocalStackError(f"command failed ({result.returncode}): {command}\n{result.stdout[-4000:]}")
+
+
+def install() -> None:
+    """Create/update the venv and the Lambda runtime packages; a no-op when the stamps match."""
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = VENV_DIR / ".installed"
+    key = _digest(REQUIREMENTS, CONSTRAINTS, EXECUTOR_PACKAGE / "pyproject.toml")
+    if not (stamp.exists() and stamp.read_text() == key and venv_python().exists()):
+        if not venv_python().exists():
+            _run([_base_python(), "-m", "venv", str(VENV_DIR)])
+        _run(
+            [
+                str(venv_python()),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "-c",
+                str(CONSTRAINTS),
+                "-r",
+                str(REQUIREMENTS),
+                "-e",
+                str(EXECUTOR_PACKAGE),
+            ]
+        )
+        stamp.write_text(key)
+    runtime_key = _digest(RUNTIME_REQUIREMENTS)
+    for runtime, version in LAMBDA_RUNTIMES.items():
+        target = RUNTIME_PACKAGES_DIR / runtime
+        runtime_stamp = target / ".installed"
+        if runtime_stamp.exists() and runtime_stamp.read_text() == runtime_key:
+            continue
+        _run(
+            [
+                str(venv_python()),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--upgrade",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--python-version",
+                version,
+                "--implementation",
+                "cp",
+                "--target",
+                str(target),
+                "-r",
+                str(RUNTIME_REQUIREMENTS),
+            ]
+        )
+        runtime_stamp.write_text(runtime_key)
+
+
+def _read_pid() -> int | None:
+    try:
+        pid = int(PID_FILE.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    return pid
+
+
+def _localstack_env() -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AWS_", "LOCALSTACK_ENDPOINT", "PYTHON", "VIRTUAL_ENV"))
+    }
+    listen = gateway_listen()
+    env.update(
+        {
+            "GATEWAY_LISTEN": listen,
+            # twisted (LocalStack's default) ignores the IPv4 host of GATEWAY_LISTEN; the hook in
+            # host_executor/localstack_host_executor/gateway.py makes it bind that host.
+            "GATEWAY_SERVER": os.environ.get("LOCALSTACK_GATEWAY_SERVER", "twisted"),
+            "LOCALSTACK_HOST": listen,
+            "LOCALSTACK_VOLUME_DIR": str(VOLUME_DIR),
+            "SKIP_SSL_CERT_DOWNLOAD": "1",
+            "DISABLE_EVENTS": "1",
+            "DNS_ADDRESS": "0",
+            "LAMBDA_RUNTIME_EXECUTOR": EXECUTOR_NAME,
+            "LAMBDA_HOST_RUNTIME_PACKAGES_DIR": str(RUNTIME_PACKAGES_DIR),
+            "LAMBDA_HOST_WORK_DIR": str(WORK_DIR),
+            "XDG_CACHE_HOME": str(CACHE_DIR),
+            "TMPDIR": str(TMP_DIR),
+        }
+    )
+    return env
+
+
+def start(timeout: float | None = None) -> Handle:
+    """Start LocalStack in the background (or reuse a healthy one) and wait until it is healthy."""
+    timeout = timeout or float(os.environ.get("LOCALSTACK_START_TIMEOUT", DEFAULT_START_TIMEOUT_S))
+    external = configured_endpoint()
+    if external and is_healthy(external):
+        _log(logging.INFO, "reusing LocalStack", endpoint=external)
+        return Handle(external, owned=False)
+    if external and external.rstrip("/") != own_endpoint():
+        _log(
+            logging.WARNING,
+            "configured endpoint not healthy, starting our own",
+            configured=external,
+            endpoint=own_endpoint(),
+        )
+    endpoint = own_endpoint()
+    pid = _read_pid()
+    if pid is not None:
+        wait_healthy(endpoint, timeout)
+        _log(logging.INFO, "LocalStack already running", endpoint=endpoint, pid=pid)
+        return Handle(endpoint, owned=True, pid=pid)
+    if port_in_use(gateway_listen()):
+        raise LocalStackError(
+            f"{gateway_listen()} is in use by a process we did not start and it is not a healthy "
+            "LocalStack; free the port or set LOCALSTACK_GATEWAY_LISTEN"
+        )
+    install()
+    # Scratch space of a previous run that did not stop cleanly (unzipped code, environments).
+    for path in (WORK_DIR, TMP_DIR):
+        shutil.rmtree(path, ignore_errors=True)
+    for path in (VOLUME_DIR, WORK_DIR, CACHE_DIR, TMP_DIR):
+        path.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with open(LOG_FILE, "ab") as log:
+        process = subprocess.Popen(
+            [str(venv_python()), "-m", "localstack.runtime.main"],
+            env=_localstack_env(),
+            cwd=BUILD_DIR,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    PID_FILE.write_text(str(process.pid))
+    try:
+        wait_healthy(endpoint, timeout, process)
+    except BaseException:
+        stop()
+        raise
+    _log(
+        logging.INFO,
+        "LocalStack ready",
+        endpoint=endpoint,
+        pid=process.pid,
+        seconds=round(time.monotonic() - started, 2),
+    )
+    return Handle(endpoint, owned=True, pid=process.pid)
+
+
+def _group_alive(pgid: int) -> bool:
+    # Reap the leader if it is our child (started in this process): a zombie still counts
+    # as a member of its process group.
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pgid, os.WNOHANG)
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _wait_until(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    interval = 0.05
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+        interval = min(interval * 1.5, 0.5)
+    return True
+
+
+def stop() -> bool:
+    """Stop the LocalStack we started (its whole process group); True if one was running.
+
+    Raises ``LocalStackError`` if the gateway port is still taken afterwards.
+    """
+    pid = _read_pid()
+    if pid is None:
+        PID_FILE.unlink(missing_ok=True)
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    if not _wait_until(lambda: not _group_alive(pid), STOP_TIMEOUT_S):
+        _log(logging.WARNING, "LocalStack did not stop in time, killing", pid=pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        _wait_until(lambda: not _group_alive(pid), 5.0)
+    PID_FILE.unlink(missing_ok=True)
+    if not _wait_until(lambda: not port_in_use(gateway_listen()), 5.0):
+        raise LocalStackError(f"{gateway_listen()} still in use after stopping LocalStack {pid}")
+    _log(logging.INFO, "LocalStack stopped", pid=pid)
+    return True
+
+
+def status() -> dict:
+    """Describe the endpoint that ``start`` would use."""
+    external = configured_endpoint()
+    if external and is_healthy(external):
+        return {"endpoint": external, "healthy": True, "owned": False, "pid": None}
+    pid = _read_pid()
+    endpoint = own_endpoint()
+    return {"endpoint": endpoint, "healthy": is_healthy(endpoint), "owned": pid is not None, "pid": pid}
+
+
+def leftovers() -> list[str]:
+    """What a finished run must not leave behind: our pid file, processes, a taken port."""
+    found = []
+    if PID_FILE.exists():
+        found.append(f"pid file {PID_FILE}")
+    markers = (str(VENV_DIR), "localstack_host_executor")
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            command = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            if any(marker in command for marker in markers):
+                found.append(f"process {cmdline.parent.name}: {command[:200]}")
+    if not configured_endpoint() and port_in_use(gateway_listen()):
+        found.append(f"port {gateway_listen()} still in use")
+    return found
+
+
+@contextlib.contextmanager
+def localstack_running(timeout: float | None = None) -> Iterator[str]:
+    """Context manager: LocalStack is healthy inside; yields the endpoint URL.
+
+    Stops LocalStack on exit only if this call started it.
+    """
+    already_ours = _read_pid() is not None
+    handle = start(timeout)
+    try:
+        yield handle.endpoint
+    finally:
+        if handle.owned and not already_ours:
+            stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["install", "start", "stop", "status", "wait", "check-stopped"])
+    parser.add_argument("--timeout", type=float, default=None, help="seconds to wait for health")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "install":
+            install()
+        elif args.command == "start":
+            handle = start(args.timeout)
+            print(json.dumps({"endpoint": handle.endpoint, "owned": handle.owned, "pid": handle.pid}))
+        elif args.command == "stop":
+            stop()
+        elif args.command == "status":
+            info = status()
+            print(json.dumps(info))
+            return 0 if info["healthy"] else 3
+        elif args.command == "check-stopped":
+            found = leftovers()
+            for item in found:
+                _log(logging.ERROR, "left behind", item=item)
+            return 1 if found else 0
+        elif args.command == "wait":
+            endpoint = configured_endpoint() or own_endpoint()
+            seconds = wait_healthy(endpoint, args.timeout or DEFAULT_START_TIMEOUT_S)
+            print(json.dumps({"endpoint": endpoint, "waited_s": round(seconds, 2)}))
+    except LocalStackError as e:
+        _log(logging.ERROR, str(e))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""Run the product locally: LocalStack, `sls deploy --stage local`, uploads, thumbnails, a contact sheet.
+
+    python tools/demo.py [FOLDER] [--keep] [--out build/demo]
+
+Uploads every file of FOLDER (default: fixtures/images), waits for each thumbnail with a progress
+line, downloads the thumbnails, prints a table and writes an HTML contact sheet. Without --keep it
+removes the stack and stops LocalStack at the end; with --keep both stay up for your own uploads.
+"""
+
+import argparse
+import html
+import shutil
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tools import stack as stack_tools
+
+DEFAULT_FOLDER = stack_tools.REPO_ROOT / "fixtures" / "images"
+DEFAULT_OUT = stack_tools.REPO_ROOT / "build" / "demo"
+WAIT_S = 60.0
+POLL_S = 0.1
+
+
+@dataclass
+class Upload:
+    """One uploaded file and, once it arrived, its thumbnail."""
+
+    path: Path
+    key: str
+    source_bytes: int
+    uploaded_at: float
+    thumbnail_bytes: int | None = None
+    content_type: str | None = None
+    latency_s: float | None = None
+
+    @property
+    def thumbnail_key(self) -> str:
+        return f"thumbnails/{self.key}"
+
+
+def upload_all(s3, bucket: str, files: list[Path], folder: str) -> list[Upload]:
+    """Upload each file under `folder` and remember when."""
+    uploads = []
+    for path in files:
+        key = f"{folder}/{path.name}"
+        body = path.read_bytes()
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+        uploads.append(Upload(path, key, len(body), time.monotonic()))
+    return uploads
+
+
+def wait_for_thumbnails(s3, bucket: str, uploads: list[Upload], folder: str) -> None:
+    """Poll the thumbnail folder until every upload has one or the deadline passes."""
+    deadline = time.monotonic() + WAIT_S
+    pending = {u.thumbnail_key: u for u in uploads}
+    while pending and time.monotonic() < deadline:
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"thumbnails/{folder}/")
+        now = time.monotonic()
+        for item in listed.get("Contents", []):
+            upload = pending.pop(item["Key"], None)
+            if upload:
+                upload.latency_s = now - upload.uploaded_at
+                upload.thumbnail_bytes = item["Size"]
+        done = len(uploads) - len(pending)
+        print(f"\r  thumbnails: {done}/{len(uploads)}", end="", flush=True)
+        if pending:
+            time.sleep(POLL_S)
+    print(f"  ({len(pending)} without a thumbnail: rejected inputs, see the function's log)")
+
+
+def download(s3, bucket: str, uploads: list[Upload], out: Path) -> None:
+    """Copy sources and thumbnails into `out` for the contact sheet."""
+    for sub in ("sources", "thumbnails"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    for upload in uploads:
+        shutil.copyfile(upload.path, out / "sources" / upload.path.name)
+        if upload.thumbnail_bytes is not None:
+            response = s3.get_object(Bucket=bucket, Key=upload.thumbnail_key)
+            upload.content_type = response["ContentType"]
+            (out / "thumbnails" / upload.path.name).write_bytes(response["Body"].read())
+
+
+def print_table(uploads: list[Upload]) -> None:
+    """Key, source and thumbnail size, content type, upload-to-thumbnail latency."""
+    print(f"\n{'key':<44} {'source B':>9} {'thumb B':>8} {'type':<11} {'latency':>8}")
+    for u in uploads:
+        thumb = f"{u.thumbnail_bytes}" if u.thumbnail_bytes is not None else "-"
+        latency = f"{u.latency_s * 1000:.0f} ms" if u.latency_s is not None else "rejected"
+        print(f"{u.key[:44]:<44} {u.source_bytes:>9} {thumb:>8} {u.content_type or '-':<11} {latency:>8}")
+    latencies = sorted(u.latency_s for u in uploads if u.latency_s is not None)
+    if latencies:
+        print(
+            f"\n{len(latencies)}/{len(uploads)} thumbnails; latency median "
+            f"{latencies[len(latencies) // 2] * 1000:.0f} ms, worst {latencies[-1] * 1000:.0f} ms "
+            f"(includes the {POLL_S * 1000:.0f} ms polling interval)"
+        )
+
+
+def write_contact_sheet(uploads: list[Upload], out: Path) -> Path:
+    """An HTML page with each source beside its thumbnail."""
+    rows = []
+    for u in uploads:
+        name = quote(u.path.name)
+        thumb = (
+            f'<img src="thumbnails/{name}" alt="thumbnail">'
+            if u.thumbnail_bytes is not None
+            else "<em>no thumbnail (rejected)</em>"
+        )
+        rows.append(
+            f"<tr><td>{html.escape(u.key)}<br><small>{u.source_bytes} B</small></td>"
+            f'<td><img class="src" src="sources/{name}" alt="source"></td><td>{thumb}<br>'
+            f"<small>{u.thumbnail_bytes or '-'} B {html.escape(u.content_type or '')}</small></td></tr>"
+        )
+    page = out / "index.html"
+    page.write_text(
+        "<!doctype html><meta charset=utf-8><title>thumbnailer demo</title><style>"
+        "body{font-family:sans-serif}td{border-bottom:1px solid #ccc;padding:6px;vertical-align:top}"
+        "img.src{max-width:320px;max-height:240px}"
+        "img{background:repeating-conic-gradient(#ddd 0 25%,#fff 0 50%) 0 0/16px 16px}</style>"
+        "<h1>Sources and their thumbnails</h1><table><tr><th>key</th><th>source</th><th>thumbnail</th></tr>"
+        + "".join(rows)
+        + "</table>",
+        encoding="utf-8",
+    )
+    return page
+
+
+def keep_instructions(endpoint: str, bucket: str) -> str:
+    """How to use the stack that --keep left running."""
+    aws = (
+        f"AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test aws --region us-east-1 --endpoint-url {endpoint}"
+    )
+    return (
+        "\nkept running. Upload your own image and fetch its thumbnail with:\n"
+        f"  {aws} s3 cp photo.jpg s3://{bucket}/\n"
+        f"  {aws} s3 cp s3://{bucket}/thumbnails/photo.jpg .\n"
+        "stop with: make stop"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `make demo`."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("folder", nargs="?", type=Path, default=DEFAULT_FOLDER, help="images to upload")
+    parser.add_argument("--keep", action="store_true", help="leave the stack and LocalStack running")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="where to write thumbnails and the sheet"
+    )
+    args = parser.parse_args(argv)
+    files = sorted(p for p in args.folder.iterdir() if p.is_file() and not p.name.endswith(".md"))
+    if not files:
+        parser.error(f"{args.folder} holds no files")
+
+    server = stack_tools.localstack_server()
+    started = time.monotonic()
+    handle = server.start()
+    print(f"LocalStack ready at {handle.endpoint} after {time.monotonic() - started:.1f} s")
+    stack = None
+    try:
+        started = time.monotonic()
+        stack = stack_tools.deploy(handle.endpoint)
+        print(f"deployed {stack.function_name} (bucket {stack.bucket}) in {time.monotonic() - started:.1f} s")
+        s3 = stack_tools.client("s3", handle.endpoint)
+        folder = f"demo-{uuid.uuid4().hex[:8]}"
+        uploads = upload_all(s3, stack.bucket, files, folder)
+        print(f"uploaded {len(uploads)} files under s3://{stack.bucket}/{folder}/")
+        wait_for_thumbnails(s3, stack.bucket, uploads, folder)
+        shutil.rmtree(args.out, ignore_errors=True)
+        download(s3, stack.bucket, uploads, args.out)
+        print_table(uploads)
+        print(f"\ncontact sheet: {write_contact_sheet(uploads, args.out)}")
+    finally:
+        if args.keep:
+            if stack:
+                print(keep_instructions(handle.endpoint, stack.bucket))
+        else:
+            if stack:
+                stack_tools.remove(handle.endpoint, stack)
+            if handle.owned:
+                server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

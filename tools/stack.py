@@ -1,0 +1,135 @@
+"""Deploy, describe and remove the Serverless stack on LocalStack (used by `make demo` and the tests).
+
+Deployment goes through the real, pinned Serverless CLI (`npx sls deploy --stage local`), with the
+same serverless.yml as production; serverless-localstack points it at LocalStack.
+"""
+
+import importlib.util
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SERVER_PY = REPO_ROOT / "localstack" / "server.py"
+SLS_TIMEOUT_S = 600
+SERVICE = "thumbnailer"
+REGION = "us-east-1"
+
+
+class DeployError(RuntimeError):
+    """`sls deploy` or `sls remove` failed; the message carries the end of its output."""
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Names of the deployed stack's parts."""
+
+    stage: str
+    function_name: str
+    bucket: str
+    failure_queue_url: str
+
+    @property
+    def log_group(self) -> str:
+        """CloudWatch Logs group of the function."""
+        return f"/aws/lambda/{self.function_name}"
+
+
+def localstack_server():
+    """Import localstack/server.py by path (the folder's name would shadow localstack-core)."""
+    name = "localstack_host_server"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, SERVER_PY)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def ensure_node_modules() -> None:
+    """`npm ci` when node_modules is missing or older than package-lock.json."""
+    installed = REPO_ROOT / "node_modules" / ".package-lock.json"
+    lock = REPO_ROOT / "package-lock.json"
+    if installed.exists() and installed.stat().st_mtime >= lock.stat().st_mtime:
+        return
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=REPO_ROOT, check=True)
+
+
+def sls(*args: str, endpoint: str) -> subprocess.CompletedProcess:
+    """Run the pinned Serverless CLI from node_modules against `endpoint` with fake credentials."""
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ENDPOINT_URL": endpoint,
+        "SLS_TELEMETRY_DISABLED": "1",
+    }
+    return subprocess.run(
+        ["npx", "--no-install", "sls", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=SLS_TIMEOUT_S,
+        check=False,
+    )
+
+
+def _checked(result: subprocess.CompletedProcess, what: str) -> None:
+    if result.returncode != 0:
+        raise DeployError(
+            f"{what} failed (exit {result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
+
+
+def deploy(endpoint: str, stage: str = "local") -> Stack:
+    """`sls deploy --stage <stage>` and return the stack's names from its outputs."""
+    ensure_node_modules()
+    _checked(sls("deploy", "--stage", stage, endpoint=endpoint), "sls deploy")
+    return describe(endpoint, stage)
+
+
+def describe(endpoint: str, stage: str = "local") -> Stack:
+    """The names of an already deployed stack."""
+    cloudformation = client("cloudformation", endpoint)
+    stack = cloudformation.describe_stacks(StackName=f"{SERVICE}-{stage}")["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    return Stack(
+        stage=stage,
+        function_name=f"{SERVICE}-{stage}-thumbnail",
+        bucket=outputs["UploadBucketName"],
+        failure_queue_url=outputs["ThumbnailFailureQueueUrl"],
+    )
+
+
+def remove(endpoint: str, stack: Stack) -> None:
+    """Empty the upload bucket (CloudFormation cannot delete a full one), then `sls remove`."""
+    s3 = client("s3", endpoint)
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.bucket):
+        for item in page.get("Contents", []):
+            s3.delete_object(Bucket=stack.bucket, Key=item["Key"])
+    _checked(sls("remove", "--stage", stack.stage, endpoint=endpoint), "sls remove")
+
+
+def client(service: str, endpoint: str):
+    """A boto3 client bound to LocalStack with fake credentials."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(read_timeout=120, retries={"mode": "standard", "max_attempts": 3}),
+    )
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["node-modules"]:
+        sys.exit("usage: python tools/stack.py node-modules   (npm ci when package-lock.json changed)")
+    ensure_node_modules()

@@ -21,7 +21,8 @@ Paths: the venv is ``build/localstack/venv`` (Python 3.13), the runtime packages
 runtimes ``build/lambda-runtime/<runtime>/``, and state (log, pid file, volume, scratch space)
 ``build/localstack/``. Settings (environment): ``LOCALSTACK_PYTHON`` (interpreter for the venv),
 ``LOCALSTACK_GATEWAY_LISTEN`` (default ``127.0.0.1:4566``), ``LOCALSTACK_GATEWAY_SERVER``
-(default ``twisted``), ``LOCALSTACK_START_TIMEOUT`` (s).
+(default ``twisted``), ``LOCALSTACK_STATE_DIR`` (pid file, log and volume of this instance),
+``LOCALSTACK_START_TIMEOUT`` (s).
 """
 
 from __future__ import annotations
@@ -49,12 +50,15 @@ REPO_ROOT = HERE.parent
 BUILD_DIR = REPO_ROOT / "build" / "localstack"
 VENV_DIR = BUILD_DIR / "venv"
 RUNTIME_PACKAGES_DIR = REPO_ROOT / "build" / "lambda-runtime"
-LOG_FILE = BUILD_DIR / "localstack.log"
-PID_FILE = BUILD_DIR / "localstack.pid"
-VOLUME_DIR = BUILD_DIR / "volume"
-WORK_DIR = BUILD_DIR / "host-executor"
-CACHE_DIR = BUILD_DIR / "cache"
-TMP_DIR = BUILD_DIR / "tmp"
+# State of one running instance. LOCALSTACK_STATE_DIR moves it, so that a second instance (with
+# its own LOCALSTACK_GATEWAY_LISTEN) can run beside the default one; the venv stays shared.
+STATE_DIR = Path(os.environ.get("LOCALSTACK_STATE_DIR") or BUILD_DIR).resolve()
+LOG_FILE = STATE_DIR / "localstack.log"
+PID_FILE = STATE_DIR / "localstack.pid"
+VOLUME_DIR = STATE_DIR / "volume"
+WORK_DIR = STATE_DIR / "host-executor"
+CACHE_DIR = STATE_DIR / "cache"
+TMP_DIR = STATE_DIR / "tmp"
 
 REQUIREMENTS = HERE / "requirements.in"
 CONSTRAINTS = HERE / "constraints.txt"
@@ -329,7 +333,7 @@ def start(timeout: float | None = None) -> Handle:
         process = subprocess.Popen(
             [str(venv_python()), "-m", "localstack.runtime.main"],
             env=_localstack_env(),
-            cwd=BUILD_DIR,
+            cwd=STATE_DIR,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

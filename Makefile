@@ -7,7 +7,7 @@ PYTHON ?= $(shell command -v python3.13 2>/dev/null || echo $(HOME)/.pyenv/versi
 VENV := .venv
 TOX := $(VENV)/bin/tox
 
-.PHONY: help bootstrap browser test unit lint package layer golden golden-report golden-accept fixtures lock clean
+.PHONY: help bootstrap browser demo stop localstack test unit lint integration package layer golden golden-report golden-accept fixtures lock clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -22,14 +22,26 @@ $(TOX): requirements/tox.txt
 browser: ## install Debian's chromium (headless) for the golden-report check, if missing
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: bootstrap browser ## run every test environment (lint, unit, golden-report, package)
-	$(TOX) run -e lint,unit,golden-report,package
+demo: bootstrap ## run it locally: LocalStack, deploy, upload fixtures/images (ARGS="DIR --keep"), contact sheet
+	$(TOX) run -e demo -- $(ARGS)
+
+stop: ## stop the LocalStack that `make demo ARGS=--keep` or `make localstack` left running
+	$(PYTHON) localstack/server.py stop
+
+localstack: ## start host-mode LocalStack on 127.0.0.1:4566 and leave it running
+	$(PYTHON) localstack/server.py start
+
+test: bootstrap browser ## run every test environment (lint, unit, golden-report, package, integration)
+	$(TOX) run -e lint,unit,golden-report,package,integration
 
 unit: bootstrap ## unit tests only (no network, moto's S3)
 	$(TOX) run -e unit
 
 lint: bootstrap ## ruff lint and format check
 	$(TOX) run -e lint
+
+integration: bootstrap ## end to end on host-mode LocalStack (tox -e integration)
+	$(TOX) run -e integration
 
 package: bootstrap ## offline `sls package --stage prod` and checks on its artifacts (tox -e package)
 	$(TOX) run -e package

@@ -38,6 +38,7 @@ class Upload:
     thumbnail_bytes: int | None = None
     content_type: str | None = None
     latency_s: float | None = None
+    rejected: str | None = None
 
     @property
     def thumbnail_key(self) -> str:
@@ -55,23 +56,32 @@ def upload_all(s3, bucket: str, files: list[Path], folder: str) -> list[Upload]:
     return uploads
 
 
-def wait_for_thumbnails(s3, bucket: str, uploads: list[Upload], folder: str) -> None:
-    """Poll the thumbnail folder until every upload has one or the deadline passes."""
+def wait_for_thumbnails(s3, logs, stack, uploads: list[Upload], folder: str) -> None:
+    """Poll until every upload has a thumbnail or a logged rejection, or the deadline passes."""
     deadline = time.monotonic() + WAIT_S
-    pending = {u.thumbnail_key: u for u in uploads}
+    pending = {u.key: u for u in uploads}
+    shown = -1
     while pending and time.monotonic() < deadline:
-        listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"thumbnails/{folder}/")
+        listed = s3.list_objects_v2(Bucket=stack.bucket, Prefix=f"thumbnails/{folder}/")
         now = time.monotonic()
         for item in listed.get("Contents", []):
-            upload = pending.pop(item["Key"], None)
+            upload = pending.pop(item["Key"].removeprefix("thumbnails/"), None)
             if upload:
                 upload.latency_s = now - upload.uploaded_at
                 upload.thumbnail_bytes = item["Size"]
+        for line in stack_tools.function_log_lines(logs, stack):
+            upload = pending.get(line.get("key"))
+            if upload and line.get("outcome") == "rejected":
+                upload.rejected = line.get("reason", "rejected")
+                del pending[upload.key]
         done = len(uploads) - len(pending)
-        print(f"\r  thumbnails: {done}/{len(uploads)}", end="", flush=True)
+        if done != shown:
+            print(f"  {done}/{len(uploads)} settled", flush=True)
+            shown = done
         if pending:
             time.sleep(POLL_S)
-    print(f"  ({len(pending)} without a thumbnail: rejected inputs, see the function's log)")
+    if pending:
+        print(f"  {len(pending)} neither got a thumbnail nor were rejected within {WAIT_S:.0f} s")
 
 
 def download(s3, bucket: str, uploads: list[Upload], out: Path) -> None:
@@ -91,8 +101,10 @@ def print_table(uploads: list[Upload]) -> None:
     print(f"\n{'key':<44} {'source B':>9} {'thumb B':>8} {'type':<11} {'latency':>8}")
     for u in uploads:
         thumb = f"{u.thumbnail_bytes}" if u.thumbnail_bytes is not None else "-"
-        latency = f"{u.latency_s * 1000:.0f} ms" if u.latency_s is not None else "rejected"
-        print(f"{u.key[:44]:<44} {u.source_bytes:>9} {thumb:>8} {u.content_type or '-':<11} {latency:>8}")
+        latency = f"{u.latency_s * 1000:.0f} ms" if u.latency_s is not None else "-"
+        outcome = f"rejected: {u.rejected}" if u.rejected else ""
+        content_type = u.content_type or "-"
+        print(f"{u.key[:44]:<44} {u.source_bytes:>9} {thumb:>8} {content_type:<11} {latency:>8}  {outcome}")
     latencies = sorted(u.latency_s for u in uploads if u.latency_s is not None)
     if latencies:
         print(
@@ -110,7 +122,7 @@ def write_contact_sheet(uploads: list[Upload], out: Path) -> Path:
         thumb = (
             f'<img src="thumbnails/{name}" alt="thumbnail">'
             if u.thumbnail_bytes is not None
-            else "<em>no thumbnail (rejected)</em>"
+            else f"<em>no thumbnail: {html.escape(u.rejected or 'none arrived')}</em>"
         )
         rows.append(
             f"<tr><td>{html.escape(u.key)}<br><small>{u.source_bytes} B</small></td>"
@@ -172,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = f"demo-{uuid.uuid4().hex[:8]}"
         uploads = upload_all(s3, stack.bucket, files, folder)
         print(f"uploaded {len(uploads)} files under s3://{stack.bucket}/{folder}/")
-        wait_for_thumbnails(s3, stack.bucket, uploads, folder)
+        wait_for_thumbnails(s3, stack_tools.client("logs", handle.endpoint), stack, uploads, folder)
         shutil.rmtree(args.out, ignore_errors=True)
         download(s3, stack.bucket, uploads, args.out)
         print_table(uploads)

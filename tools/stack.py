@@ -4,7 +4,9 @@ Deployment goes through the real, pinned Serverless CLI (`npx sls deploy --stage
 same serverless.yml as production; serverless-localstack points it at LocalStack.
 """
 
+import contextlib
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -112,6 +114,21 @@ def remove(endpoint: str, stack: Stack) -> None:
         for item in page.get("Contents", []):
             s3.delete_object(Bucket=stack.bucket, Key=item["Key"])
     _checked(sls("remove", "--stage", stack.stage, endpoint=endpoint), "sls remove")
+
+
+def function_log_lines(logs_client, stack: Stack) -> list[dict]:
+    """The function's JSON log lines so far (CloudWatch Logs), oldest first; [] before the first run."""
+    lines = []
+    try:
+        for page in logs_client.get_paginator("filter_log_events").paginate(logGroupName=stack.log_group):
+            for event in page["events"]:
+                message = event["message"].strip()
+                if message.startswith("{"):
+                    with contextlib.suppress(ValueError):
+                        lines.append(json.loads(message))
+    except logs_client.exceptions.ResourceNotFoundException:
+        return []
+    return lines
 
 
 def client(service: str, endpoint: str):

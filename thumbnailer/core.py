@@ -2,14 +2,24 @@
 
 No I/O and no configuration lookups happen here, so the function is deterministic: identical
 input bytes and arguments always give byte-identical output, which makes re-delivered S3
-events harmless.
+events harmless. (The one file-system access: the first WebP loads the libwebp that Pillow
+bundles, to decode at reduced size; see _libwebp.)
 """
 
 import io
 import warnings
 from dataclasses import dataclass
 
-from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from PIL import (
+    BmpImagePlugin,  # noqa: F401 - registers the format (see ACCEPTED_FORMATS)
+    ExifTags,
+    GifImagePlugin,  # noqa: F401
+    Image,
+    JpegImagePlugin,  # noqa: F401
+    PngImagePlugin,  # noqa: F401
+    UnidentifiedImageError,
+    WebPImagePlugin,  # noqa: F401
+)
 
 from thumbnailer.errors import (
     CorruptImage,
@@ -19,11 +29,24 @@ from thumbnailer.errors import (
     PermanentError,
     UnsupportedImageFormat,
 )
+from thumbnailer.fastpaths import (
+    PngLayout,
+    StripReducer,
+    png_thumbnail,
+    reduce_in_bands,
+    thumbnail_size,
+    webp_thumbnail,
+    without_unused_scans,
+)
 
 # Decoders the service accepts. Restricting Image.open to these keeps exotic, rarely audited
 # decoders (EPS, PSD, ...) away from untrusted uploads. The JPEG decoder also opens MPO, what
 # phones write for JPEGs with an embedded preview; it is a JPEG for every purpose here.
 ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
+# Their plugins are imported above, TIFF's (the largest) only when a TIFF arrives (_open): Image.open
+# tries ACCEPTED_FORMATS in order and imports every one of Pillow's ~45 plugins (its `init()`) when
+# it meets one not loaded yet, on the first invocation's clock. The layer ships no bytecode, so
+# each cold start compiles what it imports: that costs ~150 ms.
 
 # Output format per source format: web formats keep their format; BMP and TIFF, which browsers
 # do not display, become PNG (lossless, keeps transparency). The S3 key keeps the source's name.
@@ -54,11 +77,25 @@ _SIGNATURES = (
     (b"BM", "BMP"),
 )
 
+# What Pillow's TIFF plugin accepts (classic and BigTIFF, both byte orders).
+_TIFF_PREFIXES = (b"MM\x00\x2a", b"II\x2a\x00", b"MM\x2a\x00", b"II\x00\x2a", b"MM\x00\x2b", b"II\x2b\x00")
+
 # Orientation values 5-8 rotate by 90 degrees, so the stored pixels are the box turned sideways.
 _SIDEWAYS_ORIENTATIONS = frozenset({5, 6, 7, 8})
 
 # Palette index used for transparent pixels when a GIF thumbnail is re-quantised.
 _GIF_TRANSPARENT_INDEX = 255
+
+# What ImageOps.exif_transpose does per orientation; the metadata it also rewrites is never saved.
+_ORIENTATION_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 @dataclass(frozen=True)
@@ -95,15 +132,23 @@ def make_thumbnail(
     source_width, source_height = image.size
     output_format = OUTPUT_FORMATS[source_format]
 
-    orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
-    box = max_size[::-1] if orientation in _SIDEWAYS_ORIENTATIONS else max_size
+    # Pillow decodes lazily: an image already inside the box is first decoded by transpose() or
+    # save(), so every step up to the encoded bytes maps decoder errors to CorruptImage. Damaged
+    # data also makes Pillow's plugins raise TypeError, IndexError and the like (fuzzing found
+    # them): this function is deterministic, so whatever these bytes raise they would raise on
+    # every retry. Only MemoryError stays transient: a fresh execution environment may have room.
     try:
-        image = _shrink(image, box)
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise CorruptImage(f"{source_format} data could not be decoded: {exc}") from exc
-    image = ImageOps.exif_transpose(image)
-
-    encoded = _encode(image, output_format, jpeg_quality)
+        png = PngLayout.parse(data) if source_format == "PNG" else None
+        orientation = _orientation(image, png)
+        box = max_size[::-1] if orientation in _SIDEWAYS_ORIENTATIONS else max_size
+        image = _shrink(image, box, data, png)
+        if orientation in _ORIENTATION_TRANSPOSE:
+            image = image.transpose(_ORIENTATION_TRANSPOSE[orientation])
+        encoded = _encode(image, output_format, jpeg_quality)
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise CorruptImage(f"{source_format} data could not be decoded: {type(exc).__name__}: {exc}") from exc
     return Thumbnail(
         data=encoded,
         format=output_format,
@@ -118,6 +163,8 @@ def make_thumbnail(
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:
     """Parse the header only and enforce the format and pixel limits before any decoding."""
+    if data.startswith(_TIFF_PREFIXES):
+        from PIL import TiffImagePlugin  # noqa: F401 - registers TIFF (see ACCEPTED_FORMATS)
     try:
         with warnings.catch_warnings():
             # Our own max_pixels check below replaces Pillow's warning; its hard error stays.
@@ -165,15 +212,53 @@ def _format_from_signature(data: bytes) -> str | None:
     return None
 
 
-def _shrink(image: Image.Image, box: tuple[int, int]) -> Image.Image:
+def _orientation(image: Image.Image, png: "PngLayout | None") -> int:
+    """The EXIF (or XMP) orientation, 1 when there is none, read without decoding pixels.
+
+    PNG's getexif() decodes the whole image, in case an eXIf chunk follows the pixel data; when
+    the chunk walk found no metadata there, the header's chunks are all there is to read.
+    """
+    if png is not None and not png.metadata_after_pixels:
+        exif = Image.Image.getexif(image)
+    else:
+        exif = image.getexif()
+    return exif.get(ExifTags.Base.Orientation, 1)
+
+
+def _shrink(
+    image: Image.Image, box: tuple[int, int], data: bytes, png: "PngLayout | None" = None
+) -> Image.Image:
     """Resize into `box` with a Lanczos filter, in a mode that filters properly.
 
     JPEGs are shrunk before any mode conversion so that `thumbnail()` can ask libjpeg for a
-    reduced-scale decode (draft mode), which is much faster than decoding every pixel.
+    reduced-scale decode (draft mode), which is much faster than decoding every pixel. PNG and
+    WebP take the streaming or reduced-size decoders below when they apply.
     """
     if image.format in ("JPEG", "MPO"):
+        image = without_unused_scans(image, data, box)
         image.thumbnail(box, Image.Resampling.LANCZOS)
         return _to_output_mode(image)
+    if png is not None and (thumbnail := png_thumbnail(image, png, box)) is not None:
+        return thumbnail
+    if image.format == "WEBP" and (thumbnail := webp_thumbnail(image, data, box)) is not None:
+        return thumbnail
+    return _shrink_decoded(image, box)
+
+
+def _shrink_decoded(image: Image.Image, box: tuple[int, int]) -> Image.Image:
+    """Pillow decodes the whole image; mode conversion and reduction then go band by band.
+
+    Converted as a whole, a palette or 16-bit image would get a full-size true-colour copy, and
+    alpha another one, premultiplied, inside resize(): the same pixels in bands avoid both.
+    """
+    final_size = thumbnail_size(image.size, box)
+    if final_size is not None:
+        sample = _to_output_mode(image.crop((0, 0, 1, 1)))
+        reducer = StripReducer(sample.mode, image.size, final_size)
+        if reducer.reduces:
+            thumbnail = reduce_in_bands(image, reducer, _to_output_mode)
+            thumbnail.info = sample.info
+            return thumbnail
     image = _to_output_mode(image)
     image.thumbnail(box, Image.Resampling.LANCZOS)
     return image

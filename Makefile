@@ -7,7 +7,7 @@ PYTHON ?= $(shell command -v python3.13 2>/dev/null || echo $(HOME)/.pyenv/versi
 VENV := .venv
 TOX := $(VENV)/bin/tox
 
-.PHONY: help bootstrap browser demo stop localstack test unit lint integration package layer golden golden-report golden-accept fixtures lock clean
+.PHONY: help bootstrap browser demo stop localstack test unit lint integration package layer fuzz bench golden golden-report golden-accept fixtures lock clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -49,6 +49,12 @@ package: bootstrap ## offline `sls package --stage prod` and checks on its artif
 layer: ## build and check the Pillow layer (ARCH=x86_64 or arm64) into build/layer/
 	$(PYTHON) layer/build.py --runtime python3.13 --arch $(or $(ARCH),x86_64)
 
+fuzz: bootstrap ## long fuzz run of the core (EXAMPLES per file and mutation, default 500)
+	THUMBNAILER_FUZZ_EXAMPLES=$(or $(EXAMPLES),500) $(TOX) run -e unit -- tests/unit/test_fuzz.py
+
+bench: bootstrap ## benchmark vs the guide and libvips -> build/bench/results.md (QUICK=1: under 3 min)
+	$(TOX) run -e bench -- $(if $(QUICK),--quick) $(BENCH_ARGS)
+
 golden: bootstrap ## compare thumbnails with the goldens (review: build/golden-review/index.html)
 	$(TOX) run -e unit -- -m golden
 
@@ -63,7 +69,7 @@ fixtures: bootstrap ## regenerate fixtures/images from fixtures/make_fixtures.py
 
 lock: bootstrap ## re-resolve the pinned requirements/*.txt from requirements/*.in
 	$(VENV)/bin/pip install --quiet uv
-	for name in dev tox package; do \
+	for name in dev tox package bench; do \
 	  $(VENV)/bin/uv pip compile --quiet --python-version 3.13 requirements/$$name.in -o requirements/$$name.txt; \
 	done
 

@@ -12,14 +12,33 @@ EXPECTED_SHAPE = (
 )
 
 
+CREATED_PREFIX = "ObjectCreated:"
+REMOVED_PREFIX = "ObjectRemoved:"
+
+
 @dataclass(frozen=True)
 class S3ObjectRef:
-    """One object named by an event record; `key` is already URL-decoded."""
+    """One object named by an event record; `key` is already URL-decoded.
+
+    `sequencer` is S3's per-key ordering token (hex; compare equal-length values after
+    left-padding); it is kept for log lines and replays, nothing orders on it here.
+    """
 
     bucket: str
     key: str
     event_name: str
     size: int | None = None
+    sequencer: str | None = None
+
+    @property
+    def is_creation(self) -> bool:
+        """An `ObjectCreated:*` record (Put, Post, Copy, CompleteMultipartUpload, ...)."""
+        return self.event_name.startswith(CREATED_PREFIX)
+
+    @property
+    def is_removal(self) -> bool:
+        """An `ObjectRemoved:*` record (Delete, DeleteMarkerCreated)."""
+        return self.event_name.startswith(REMOVED_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -59,12 +78,14 @@ def _parse_record(record: object) -> S3ObjectRef:
     bucket = _field(record, ("s3", "bucket", "name"))
     raw_key = _field(record, ("s3", "object", "key"))
     size = record["s3"]["object"].get("size")
+    sequencer = record["s3"]["object"].get("sequencer")
     return S3ObjectRef(
         bucket=bucket,
         # S3 URL-encodes keys in notifications, with spaces as '+'.
         key=unquote_plus(raw_key),
         event_name=str(record.get("eventName", "")),
         size=size if isinstance(size, int) else None,
+        sequencer=sequencer if isinstance(sequencer, str) else None,
     )
 
 

@@ -1,8 +1,9 @@
 """What happens to one Lambda event: every record tried, outcomes logged, failures sorted.
 
-Permanent problems (bad image, missing object, recursion) are logged and skipped. Any other
-exception is treated as transient: the remaining records still run, then RecordsFailed is
-raised so that Lambda retries the event. Re-processing is harmless: output is deterministic.
+Creations get a thumbnail, removals lose theirs. Permanent problems (bad image, missing
+object, recursion) are logged and skipped. Any other exception is treated as transient: the
+remaining records still run, then RecordsFailed is raised so that Lambda retries the event.
+Re-processing is harmless: output is deterministic and deleting a missing key succeeds.
 """
 
 import logging
@@ -12,7 +13,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from thumbnailer.core import Thumbnail, make_thumbnail
-from thumbnailer.errors import MalformedEvent, PermanentError, RecordsFailed, SourceMissing
+from thumbnailer.errors import (
+    MalformedEvent,
+    PermanentError,
+    RecordsFailed,
+    SourceMissing,
+)
 from thumbnailer.events import S3ObjectRef, parse_event
 from thumbnailer.logs import log
 from thumbnailer.settings import Settings
@@ -22,6 +28,10 @@ class Storage(Protocol):
     """What the pipeline needs from object storage (S3Storage, or a stub in tests)."""
 
     def fetch(self, bucket: str, key: str, max_bytes: int) -> bytes: ...
+
+    def exists(self, bucket: str, key: str) -> bool: ...
+
+    def delete(self, bucket: str, key: str) -> None: ...
 
     def store(self, bucket: str, key: str, thumbnail: Thumbnail) -> None: ...
 
@@ -73,7 +83,11 @@ def process_object(
     logger: logging.Logger,
     request_id: str | None = None,
 ) -> Outcome:
-    """Make and store the thumbnail of one object, logging one JSON line with the outcome."""
+    """Act on one record, logging one JSON line with the outcome.
+
+    A created object gets its thumbnail; a removed object loses its thumbnail. Keys under the
+    thumbnail prefix are skipped either way (the recursion guard), other events are ignored.
+    """
     started = time.perf_counter()
     fields: dict[str, object] = {
         "bucket": ref.bucket,
@@ -87,14 +101,18 @@ def process_object(
         log(logger, level, message, **fields, outcome=outcome.name, duration_ms=duration_ms, **extra)
         return outcome
 
-    if not ref.event_name.startswith("ObjectCreated:"):
-        return finish(logging.INFO, "ignored: not an object creation", Outcome("ignored_event"))
+    if not (ref.is_creation or ref.is_removal):
+        return finish(logging.INFO, "ignored: neither a creation nor a removal", Outcome("ignored_event"))
     if ref.key.startswith(settings.prefix):
         return finish(
             logging.INFO,
             f"skipped: key is under the thumbnail prefix {settings.prefix!r} (recursion guard)",
             Outcome("skipped_recursion"),
         )
+    destination = settings.destination_bucket(ref.bucket)
+    thumbnail_key = settings.prefix + ref.key
+    if ref.is_removal:
+        return _remove(ref, storage, destination, thumbnail_key, finish)
     try:
         source = storage.fetch(ref.bucket, ref.key, settings.max_source_bytes)
         fields["source_bytes"] = len(source)
@@ -104,8 +122,6 @@ def process_object(
             max_pixels=settings.max_source_pixels,
             jpeg_quality=settings.jpeg_quality,
         )
-        destination = settings.destination_bucket(ref.bucket)
-        thumbnail_key = settings.prefix + ref.key
         storage.store(destination, thumbnail_key, thumbnail)
     except SourceMissing as exc:
         return finish(logging.WARNING, f"skipped: {exc}", Outcome("skipped_missing"), reason=exc.reason)
@@ -134,4 +150,33 @@ def process_object(
         content_type=thumbnail.content_type,
         width=thumbnail.width,
         height=thumbnail.height,
+    )
+
+
+def _remove(ref: S3ObjectRef, storage: Storage, destination: str, thumbnail_key: str, finish) -> Outcome:
+    """Delete the thumbnail of a removed source, unless the source exists again.
+
+    Delete and re-upload of one key can be delivered in either order; a source that exists
+    when the delete event runs was uploaded again, and its own creation event owns the
+    thumbnail. Deleting a thumbnail that does not exist succeeds, so replays are harmless.
+    """
+    try:
+        if storage.exists(ref.bucket, ref.key):
+            return finish(
+                logging.INFO,
+                "thumbnail kept: the source exists again (uploaded after this delete)",
+                Outcome("kept_source_exists", thumbnail_key),
+                thumbnail_bucket=destination,
+                thumbnail_key=thumbnail_key,
+            )
+        storage.delete(destination, thumbnail_key)
+    except Exception as exc:
+        finish(logging.ERROR, f"failed, will be retried: {exc}", Outcome("failed"), error=type(exc).__name__)
+        raise
+    return finish(
+        logging.INFO,
+        "thumbnail deleted",
+        Outcome("thumbnail_deleted", thumbnail_key),
+        thumbnail_bucket=destination,
+        thumbnail_key=thumbnail_key,
     )

@@ -1,4 +1,4 @@
-"""S3 access: fetch a source object within the byte limit, store a thumbnail."""
+"""S3 access: fetch a source object within the byte limit, store or delete a thumbnail."""
 
 from botocore.exceptions import ClientError
 
@@ -47,6 +47,23 @@ class S3Storage:
             body.close()
             raise EmptySource("the object is empty (0 bytes)")
         return body.read()
+
+    def exists(self, bucket: str, key: str) -> bool:
+        """True if the object exists; False on 404 (needs s3:ListBucket, else S3 answers 403).
+
+        Any other error (403, throttling, network) is raised: the caller cannot tell and retries.
+        """
+        try:
+            self._client.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _MISSING_CODES:
+                return False
+            raise
+        return True
+
+    def delete(self, bucket: str, key: str) -> None:
+        """Delete the object; deleting a key that does not exist succeeds (S3 answers 204)."""
+        self._client.delete_object(Bucket=bucket, Key=key)
 
     def store(self, bucket: str, key: str, thumbnail: Thumbnail) -> None:
         """Write the thumbnail with the MIME type of the bytes actually written."""

@@ -31,12 +31,15 @@ def test_s3_statements_name_actions_and_resources_without_wildcards(role_stateme
         assert all("*" not in action for action in statement["Action"]), statement
         for resource in statement["Resource"]:
             assert isinstance(resource, str), statement
-            assert resource.startswith(f"arn:aws:s3:::{bucket_name}/"), statement
+            # Objects of the bucket, or the bucket itself (s3:ListBucket).
+            assert resource == f"arn:aws:s3:::{bucket_name}" or resource.startswith(
+                f"arn:aws:s3:::{bucket_name}/"
+            ), statement
             assert resource not in ("*", "arn:aws:s3:::*"), statement
     assert not any(s.get("NotAction") or s.get("NotResource") for s in role_statements)
 
 
-def test_role_reads_objects_and_writes_only_under_the_thumbnail_prefix(
+def test_role_reads_objects_and_writes_and_deletes_only_under_the_thumbnail_prefix(
     role_statements, bucket_name, function
 ):
     prefix = function["Environment"]["Variables"]["THUMBNAIL_PREFIX"]
@@ -47,6 +50,9 @@ def test_role_reads_objects_and_writes_only_under_the_thumbnail_prefix(
     assert grants == {
         ("s3:GetObject", f"arn:aws:s3:::{bucket_name}/*"),
         ("s3:PutObject", f"arn:aws:s3:::{bucket_name}/{prefix}*"),
+        ("s3:DeleteObject", f"arn:aws:s3:::{bucket_name}/{prefix}*"),
+        # 404 instead of 403 for a missing key: "source deleted" must be provable.
+        ("s3:ListBucket", f"arn:aws:s3:::{bucket_name}"),
     }
 
 
@@ -56,13 +62,14 @@ def test_no_statement_allows_every_action_or_resource(role_statements):
         assert "*" not in statement["Resource"], statement
 
 
-def test_bucket_notifies_the_function_on_every_object_created(resources):
+def test_bucket_notifies_the_function_on_every_object_created_and_removed(resources):
     configurations = resources[BUCKET_LOGICAL_ID]["Properties"]["NotificationConfiguration"][
         "LambdaConfigurations"
     ]
 
     assert configurations == [
-        {"Event": "s3:ObjectCreated:*", "Function": {"Fn::GetAtt": [FUNCTION_LOGICAL_ID, "Arn"]}}
+        {"Event": "s3:ObjectCreated:*", "Function": {"Fn::GetAtt": [FUNCTION_LOGICAL_ID, "Arn"]}},
+        {"Event": "s3:ObjectRemoved:*", "Function": {"Fn::GetAtt": [FUNCTION_LOGICAL_ID, "Arn"]}},
     ]
 
 

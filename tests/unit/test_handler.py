@@ -228,7 +228,9 @@ def test_transient_failure_is_raised_after_the_other_records(s3, handler, monkey
     assert [line["key"] for line in failed] == ["flaky.jpg"]
 
 
-def test_non_creation_records_are_ignored(s3, handler):
+def test_records_that_neither_create_nor_remove_are_ignored(s3, handler):
+    # Removals are handled since issue 7 (tests/unit/test_pipeline_deletes.py).
     event = load_event("delete-single.json")
+    event["Records"][0]["eventName"] = "ObjectRestore:Completed"
     event["Records"][0]["s3"]["bucket"]["name"] = BUCKET
     assert handler.lambda_handler(event, LambdaContext())["outcomes"] == {"ignored_event": 1}

@@ -1,0 +1,420 @@
+"""Create the missing and stale thumbnails of objects that are already in a bucket.
+
+    python tools/backfill.py --bucket NAME --function NAME [--prefix P] [--dry-run] [--concurrency 4]
+    python tools/backfill.py --bucket NAME --local [...]   # the same work in this process (Pillow)
+
+For buckets that held images before the function was attached to them, or after an outage.
+The bucket is listed page by page (--page-size) together with the thumbnail prefix, and the two
+sorted listings are merged, so memory stays flat however large the bucket is. A source gets
+processed when it has no thumbnail (`missing`) or its thumbnail is older than the source
+(`stale`); a thumbnail at least as new as its source is left alone (S3 timestamps have one-second
+resolution, and the function writes within the second of the upload). Keys under the thumbnail
+prefix and folder markers (keys ending in "/") are never sources.
+
+Each source is processed by invoking the deployed function synchronously with an
+`ObjectCreated:Backfill` event for it (so the function's settings, code and permissions apply,
+and its log lines say `event_name: ObjectCreated:Backfill`), at most --concurrency at a time; or,
+with --local, by the same pipeline in this process with settings from the environment variables
+the function reads. --dry-run lists what would be processed, as JSON lines on stdout, and
+changes nothing.
+
+A progress bar goes to stderr when it is a terminal (--progress forces it); the summary is one
+JSON object on stdout. Exit status: 0 when nothing failed, 1 when some objects failed (they are
+named in the summary; run again to retry them), 2 for usage errors. Credentials and region come
+from the usual AWS chain; AWS_ENDPOINT_URL (LocalStack) is honoured by boto3 itself.
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote_plus
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LOGGER = logging.getLogger("thumbnailer.backfill")
+BACKFILL_EVENT_NAME = "ObjectCreated:Backfill"
+DEFAULT_PREFIX = "thumbnails/"
+DEFAULT_CONCURRENCY = 4
+DEFAULT_PAGE_SIZE = 1000  # the S3 maximum
+FAILED_SAMPLE = 20
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One listed object."""
+
+    key: str
+    last_modified: datetime
+    size: int = 0
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with one listed source: `missing` and `stale` are work, the rest is skipped."""
+
+    action: str  # missing | stale | up_to_date | thumbnail | folder_marker
+    source: ObjectInfo
+
+    @property
+    def is_work(self) -> bool:
+        """True when the source needs a (new) thumbnail."""
+        return self.action in ("missing", "stale")
+
+
+def list_objects(s3, bucket: str, prefix: str, page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[ObjectInfo]:
+    """Every object under `prefix`, page by page, in S3's order (UTF-8 binary order of keys)."""
+    paginator = s3.get_paginator("list_objects_v2")
+    pages = paginator.paginate(Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size})
+    for page in pages:
+        for item in page.get("Contents", []):
+            yield ObjectInfo(item["Key"], item["LastModified"], item.get("Size", 0))
+
+
+def plan(
+    sources: Iterable[ObjectInfo],
+    thumbnails: Iterable[ObjectInfo],
+    thumbnail_prefix: str,
+    orphans: list[str] | None = None,
+) -> Iterator[Decision]:
+    """Merge the sorted source and thumbnail listings into one decision per source.
+
+    Both listings must be in S3's key order; thumbnail keys are `thumbnail_prefix` + source key,
+    so stripping the prefix keeps them sorted the same way (Python compares str by code point,
+    which is UTF-8 byte order). Thumbnails without a source are appended to `orphans` if given.
+    """
+    thumbs = iter(thumbnails)
+    thumb = next(thumbs, None)
+    for source in sources:
+        if source.key.startswith(thumbnail_prefix):
+            yield Decision("thumbnail", source)
+            continue
+        if source.key.endswith("/"):
+            yield Decision("folder_marker", source)
+            continue
+        while thumb is not None and thumb.key[len(thumbnail_prefix) :] < source.key:
+            if orphans is not None:
+                orphans.append(thumb.key)
+            thumb = next(thumbs, None)
+        if thumb is None or thumb.key[len(thumbnail_prefix) :] != source.key:
+            yield Decision("missing", source)
+            continue
+        fresh = thumb.last_modified >= source.last_modified
+        yield Decision("up_to_date" if fresh else "stale", source)
+        thumb = next(thumbs, None)
+    if orphans is not None:
+        while thumb is not None:
+            orphans.append(thumb.key)
+            thumb = next(thumbs, None)
+
+
+def backfill_event(bucket: str, key: str, size: int | None = None) -> dict:
+    """An S3 notification naming one existing object, encoded as S3 encodes keys ('+' for space)."""
+    record = {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "eventTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "eventName": BACKFILL_EVENT_NAME,
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+            "object": {"key": quote_plus(key, safe="/")},
+        },
+    }
+    if size is not None:
+        record["s3"]["object"]["size"] = size
+    return {"Records": [record]}
+
+
+@dataclass(frozen=True)
+class Result:
+    """Outcome of processing one source: the pipeline's outcome name, or `failed` and why."""
+
+    outcome: str
+    error: str | None = None
+
+
+class LambdaProcessor:
+    """Processes a source by invoking the deployed function synchronously."""
+
+    def __init__(self, client, function: str):
+        self._client, self._function = client, function
+
+    def __call__(self, bucket: str, source: ObjectInfo) -> Result:
+        """Invoke the function with a backfill event for `source`."""
+        response = self._client.invoke(
+            FunctionName=self._function,
+            InvocationType="RequestResponse",
+            Payload=json.dumps(backfill_event(bucket, source.key, source.size)).encode(),
+        )
+        raw = response["Payload"].read()
+        try:
+            payload = json.loads(raw or b"null")
+        except ValueError:
+            payload = None
+        if response.get("FunctionError"):
+            if isinstance(payload, dict):
+                return Result("failed", f"{payload.get('errorType')}: {payload.get('errorMessage')}")
+            return Result("failed", raw.decode(errors="replace")[:500])
+        outcomes = payload.get("outcomes", {}) if isinstance(payload, dict) else {}
+        return Result(next(iter(outcomes), "unknown"))
+
+
+class LocalProcessor:
+    """Processes a source in this process with the function's own pipeline and S3 client."""
+
+    def __init__(self, environ=os.environ, prefix: str | None = None, bucket: str | None = None):
+        sys.path.insert(0, str(REPO_ROOT))
+        from thumbnailer.logs import get_logger
+        from thumbnailer.settings import Settings
+        from thumbnailer.storage import S3Storage, make_client
+
+        settings = Settings.from_env(environ)
+        self.settings = replace(settings, prefix=prefix or settings.prefix, bucket=bucket or settings.bucket)
+        self._storage = S3Storage(make_client())
+        self._logger = get_logger("WARNING")  # per-object lines would drown the progress bar
+
+    def __call__(self, bucket: str, source: ObjectInfo) -> Result:
+        """Run the pipeline for `source`; a transient failure is reported, not raised."""
+        from thumbnailer.events import S3ObjectRef
+        from thumbnailer.pipeline import process_object
+
+        ref = S3ObjectRef(bucket=bucket, key=source.key, event_name=BACKFILL_EVENT_NAME, size=source.size)
+        try:
+            return Result(process_object(ref, self._storage, self.settings, self._logger).name)
+        except Exception as exc:  # transient (throttling, network): reported, retried by a rerun
+            return Result("failed", f"{type(exc).__name__}: {exc}")
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal: done/planned, listing state, outcomes, rate."""
+
+    WIDTH = 30
+    MIN_INTERVAL_S = 0.1
+
+    def __init__(self, stream, enabled: bool):
+        self._stream, self.enabled = stream, enabled
+        self._last = 0.0
+        self._started = time.monotonic()
+
+    def update(self, stats: "Stats", force: bool = False) -> None:
+        """Redraw, at most every MIN_INTERVAL_S unless `force`."""
+        now = time.monotonic()
+        if not self.enabled or (not force and now - self._last < self.MIN_INTERVAL_S):
+            return
+        self._last = now
+        done, planned = stats.done, stats.planned
+        filled = int(self.WIDTH * done / planned) if planned else (self.WIDTH if stats.listing_done else 0)
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        rate = done / max(now - self._started, 1e-9)
+        listing = "listed" if stats.listing_done else "listing"
+        outcomes = " ".join(f"{name} {count}" for name, count in sorted(stats.outcomes.items()))
+        self._stream.write(
+            f"\r[{bar}] {done}/{planned} {listing} {stats.listed} objects | {outcomes} | {rate:.1f}/s\x1b[K"
+        )
+        self._stream.flush()
+
+    def close(self, stats: "Stats") -> None:
+        """Final redraw and newline."""
+        if self.enabled:
+            self.update(stats, force=True)
+            self._stream.write("\n")
+            self._stream.flush()
+
+
+@dataclass
+class Stats:
+    """Running counts; `planned` grows while the listing goes on."""
+
+    listed: int = 0
+    decisions: Counter = field(default_factory=Counter)
+    outcomes: Counter = field(default_factory=Counter)
+    failures: list = field(default_factory=list)
+    orphans: list = field(default_factory=list)
+    done: int = 0
+    listing_done: bool = False
+
+    @property
+    def planned(self) -> int:
+        """Sources found to need work so far."""
+        return self.decisions["missing"] + self.decisions["stale"]
+
+
+def run(
+    decisions: Iterable[Decision],
+    process: Callable[[str, ObjectInfo], Result],
+    bucket: str,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    dry_run: bool = False,
+    progress: ProgressBar | None = None,
+    stats: Stats | None = None,
+    emit: Callable[[dict], None] = lambda item: None,
+) -> Stats:
+    """Process each decision that is work, at most `concurrency` at a time, counting everything.
+
+    At most 2 x concurrency objects are in flight, so the listing never runs far ahead of the work.
+    """
+    stats = stats or Stats()
+    progress = progress or ProgressBar(sys.stderr, enabled=False)
+    lock = threading.Lock()
+    slots = threading.BoundedSemaphore(2 * max(1, concurrency))
+
+    def finish(source: ObjectInfo, action: str, result: Result) -> None:
+        with lock:
+            stats.done += 1
+            stats.outcomes[result.outcome] += 1
+            if result.error is not None:
+                stats.failures.append({"key": source.key, "action": action, "error": result.error})
+            progress.update(stats)
+        slots.release()
+
+    def work(source: ObjectInfo, action: str) -> None:
+        try:
+            result = process(bucket, source)
+        except Exception as exc:  # a processor bug must not stop the other objects
+            result = Result("failed", f"{type(exc).__name__}: {exc}")
+        finish(source, action, result)
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        for decision in decisions:
+            with lock:
+                stats.listed += 1
+                stats.decisions[decision.action] += 1
+                progress.update(stats)
+            if not decision.is_work:
+                continue
+            if dry_run:
+                emit({"key": decision.source.key, "action": decision.action})
+                continue
+            slots.acquire()
+            pool.submit(work, decision.source, decision.action)
+        with lock:
+            stats.listing_done = True
+            progress.update(stats, force=True)
+    progress.close(stats)
+    return stats
+
+
+def summarise(stats: Stats, *, bucket: str, prefix: str, dry_run: bool, seconds: float) -> dict:
+    """The end-of-run summary printed on stdout."""
+    decisions = stats.decisions
+    return {
+        "bucket": bucket,
+        "prefix": prefix,
+        "dry_run": dry_run,
+        "sources": stats.listed - decisions["thumbnail"] - decisions["folder_marker"],
+        "missing": decisions["missing"],
+        "stale": decisions["stale"],
+        "up_to_date": decisions["up_to_date"],
+        "skipped_thumbnails": decisions["thumbnail"],
+        "skipped_folder_markers": decisions["folder_marker"],
+        "processed": stats.done,
+        "outcomes": dict(stats.outcomes),
+        "failed": stats.outcomes["failed"],
+        "failures": stats.failures[:FAILED_SAMPLE],
+        "orphaned_thumbnails": len(stats.orphans),
+        "orphaned_thumbnails_sample": stats.orphans[:FAILED_SAMPLE],
+        "seconds": round(seconds, 2),
+    }
+
+
+def function_settings(lambda_client, function: str) -> tuple[str, str | None]:
+    """THUMBNAIL_PREFIX and THUMBNAIL_BUCKET as the deployed function has them."""
+    variables = (
+        lambda_client.get_function_configuration(FunctionName=function)
+        .get("Environment", {})
+        .get("Variables", {})
+    )
+    return variables.get("THUMBNAIL_PREFIX") or DEFAULT_PREFIX, variables.get("THUMBNAIL_BUCKET") or None
+
+
+def _clients(concurrency: int):
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        read_timeout=120,
+        retries={"mode": "standard", "max_attempts": 5},
+        max_pool_connections=max(10, 2 * concurrency),
+    )
+    return boto3.client("s3", config=config), boto3.client("lambda", config=config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point; see the module docstring."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bucket", required=True, help="bucket holding the source images")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--function", help="deployed function to invoke for each object")
+    target.add_argument("--local", action="store_true", help="process in this process (needs Pillow)")
+    parser.add_argument("--prefix", default="", help="only sources under this prefix")
+    parser.add_argument(
+        "--thumbnail-prefix",
+        help="default: THUMBNAIL_PREFIX of the function (or, with --local, of the environment)",
+    )
+    parser.add_argument(
+        "--thumbnail-bucket", help="default: THUMBNAIL_BUCKET of the function or environment, else --bucket"
+    )
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="objects at once")
+    parser.add_argument("--page-size", type=int, default=DEFAULT_PAGE_SIZE, help="keys per list request")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print what would be processed; change nothing"
+    )
+    parser.add_argument(
+        "--progress", action="store_true", help="draw the progress bar even if not a terminal"
+    )
+    args = parser.parse_args(argv)
+    if args.concurrency < 1 or not 1 <= args.page_size <= DEFAULT_PAGE_SIZE:
+        parser.error(f"--concurrency must be >= 1 and --page-size 1..{DEFAULT_PAGE_SIZE}")
+
+    s3, lambda_client = _clients(args.concurrency)
+    if args.local:
+        processor = LocalProcessor(prefix=args.thumbnail_prefix, bucket=args.thumbnail_bucket)
+        thumbnail_prefix, thumbnail_bucket = processor.settings.prefix, processor.settings.bucket
+    else:
+        processor = LambdaProcessor(lambda_client, args.function)
+        thumbnail_prefix, thumbnail_bucket = function_settings(lambda_client, args.function)
+        # The function writes where its own settings say; an override only changes what is compared.
+        thumbnail_prefix = args.thumbnail_prefix or thumbnail_prefix
+        thumbnail_bucket = args.thumbnail_bucket or thumbnail_bucket
+    thumbnail_bucket = thumbnail_bucket or args.bucket
+
+    started = time.monotonic()
+    stats = Stats()
+    sources = list_objects(s3, args.bucket, args.prefix, args.page_size)
+    thumbnails = list_objects(s3, thumbnail_bucket, thumbnail_prefix + args.prefix, args.page_size)
+    # Keys under the thumbnail prefix are never sources, even when thumbnails live elsewhere.
+    decisions = plan(sources, thumbnails, thumbnail_prefix, orphans=stats.orphans)
+    progress = ProgressBar(sys.stderr, enabled=args.progress or sys.stderr.isatty())
+    run(
+        decisions,
+        processor,
+        args.bucket,
+        concurrency=args.concurrency,
+        dry_run=args.dry_run,
+        progress=progress,
+        stats=stats,
+        emit=lambda item: print(json.dumps(item, ensure_ascii=False), flush=True),
+    )
+    summary = summarise(
+        stats,
+        bucket=args.bucket,
+        prefix=args.prefix,
+        dry_run=args.dry_run,
+        seconds=time.monotonic() - started,
+    )
+    print(json.dumps(summary, ensure_ascii=False))
+    return 1 if summary["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

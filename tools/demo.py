@@ -69,7 +69,7 @@ def wait_for_thumbnails(s3, logs, stack, uploads: list[Upload], folder: str) -> 
             if upload:
                 upload.latency_s = now - upload.uploaded_at
                 upload.thumbnail_bytes = item["Size"]
-        for line in stack_tools.function_log_lines(logs, stack):
+        for line in stack_tools.read_function_log(logs, stack.log_group).lines:
             upload = pending.get(line.get("key"))
             if upload and line.get("outcome") == "rejected":
                 upload.rejected = line.get("reason", "rejected")

@@ -10,7 +10,8 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -116,19 +117,30 @@ def remove(endpoint: str, stack: Stack) -> None:
     _checked(sls("remove", "--stage", stack.stage, endpoint=endpoint), "sls remove")
 
 
-def function_log_lines(logs_client, stack: Stack) -> list[dict]:
-    """The function's JSON log lines so far (CloudWatch Logs), oldest first; [] before the first run."""
-    lines = []
+@dataclass
+class FunctionLog:
+    """What a function has logged: its JSON lines (oldest first) and START lines per request id."""
+
+    lines: list[dict] = field(default_factory=list)
+    starts: Counter = field(default_factory=Counter)
+
+
+def read_function_log(logs_client, log_group: str, since_ms: int | None = None) -> FunctionLog:
+    """Read the function's CloudWatch Logs (all pages); empty before its first invocation."""
+    log = FunctionLog()
+    window = {"startTime": since_ms} if since_ms is not None else {}
     try:
-        for page in logs_client.get_paginator("filter_log_events").paginate(logGroupName=stack.log_group):
+        for page in logs_client.get_paginator("filter_log_events").paginate(logGroupName=log_group, **window):
             for event in page["events"]:
                 message = event["message"].strip()
                 if message.startswith("{"):
                     with contextlib.suppress(ValueError):
-                        lines.append(json.loads(message))
+                        log.lines.append(json.loads(message))
+                elif message.startswith("START RequestId: "):
+                    log.starts[message.split()[2]] += 1
     except logs_client.exceptions.ResourceNotFoundException:
-        return []
-    return lines
+        pass
+    return log
 
 
 def client(service: str, endpoint: str):

@@ -5,7 +5,6 @@ points it at LocalStack) and removes it at the end, also when tests fail. Overri
 under another name, or export AWS_ENDPOINT_URL to reuse a LocalStack that is already running.
 """
 
-import json
 import time
 import uuid
 
@@ -58,23 +57,8 @@ class FunctionLogs:
         self._client, self._log_group = client, log_group
 
     def records(self) -> list[dict]:
-        """Every JSON line the function has logged so far, plus START lines as {'start': True}."""
-        lines: list[dict] = []
-        try:
-            paginator = self._client.get_paginator("filter_log_events")
-            for page in paginator.paginate(logGroupName=self._log_group):
-                for event in page["events"]:
-                    message = event["message"].strip()
-                    if message.startswith("{"):
-                        try:
-                            lines.append(json.loads(message))
-                        except ValueError:
-                            continue
-                    elif message.startswith("START RequestId"):
-                        lines.append({"start": True})
-        except self._client.exceptions.ResourceNotFoundException:
-            return []
-        return lines
+        """Every JSON line the function has logged so far, oldest first."""
+        return stack_tools.read_function_log(self._client, self._log_group).lines
 
     def wait_for(self, predicate, count: int = 1, deadline_s: float = SETTLE_DEADLINE_S) -> list[dict]:
         """Poll until at least `count` log lines satisfy `predicate`; return the matching lines."""

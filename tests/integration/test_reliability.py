@@ -75,19 +75,8 @@ class LogWindow:
 
     def read(self) -> "LogWindow":
         """Re-read everything in the window (CloudWatch Logs in LocalStack, paginated)."""
-        lines, starts = [], Counter()
-        paginator = self.client.get_paginator("filter_log_events")
-        for page in paginator.paginate(logGroupName=self.group, startTime=self.since_ms):
-            for event in page["events"]:
-                message = event["message"].strip()
-                if message.startswith("{"):
-                    try:
-                        lines.append(json.loads(message))
-                    except ValueError:
-                        continue
-                elif message.startswith("START RequestId: "):
-                    starts[message.split()[2]] += 1
-        self.lines, self.starts = lines, starts
+        log = stack_tools.read_function_log(self.client, self.group, self.since_ms)
+        self.lines, self.starts = log.lines, log.starts
         return self
 
     def for_keys(self, keys: set[str]) -> list[dict]:

@@ -109,9 +109,9 @@ def warm_imports(name: str, core_path: Path | None = None) -> None:
     Image.preinit()
     Image.init()  # the guide's Image.open imports every plugin on its first WebP anyway
     if name == "ours":
-        from thumbnailer import core
+        from thumbnailer import fastpaths
 
-        core._libwebp()
+        fastpaths._libwebp()
     elif name == "ours-before" and core_path is not None:
         _load_core(str(core_path))
     elif name == "vips":

@@ -223,6 +223,7 @@ def markdown(results: dict) -> str:
         ]
         for item in cloud:
             p95 = f", p95 {_fmt(item['p95'])}" if "p95" in item else ""
+            p95 += f", worst {_fmt(item['worst'])}" if "worst" in item else ""
             lines.append(f"| {item['label']} | {_fmt(item['median'])} {item['unit']}{p95} |")
         lines.append("")
     derived = results.get("derived", {})

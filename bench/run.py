@@ -316,6 +316,7 @@ def _cloud(sequential: int, burst: int, skipped: list) -> list[dict]:
             "ms",
             statistics.median(seq),
             p95=round(percentile(seq, 95), 1),
+            worst=round(max(seq), 1),
             n=len(seq),
             label=f"upload to thumbnail, {len(seq)} sequential, median",
             **common,

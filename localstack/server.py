@@ -212,21 +212,7 @@ def install() -> None:
     if not (stamp.exists() and stamp.read_text() == key and venv_python().exists()):
         if not venv_python().exists():
             _run([_base_python(), "-m", "venv", str(VENV_DIR)])
-        _run(
-            [
-                str(venv_python()),
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "-c",
-                str(CONSTRAINTS),
-                "-r",
-                str(REQUIREMENTS),
-                "-e",
-                str(EXECUTOR_PACKAGE),
-            ]
-        )
+        _pip_install("-c", str(CONSTRAINTS), "-r", str(REQUIREMENTS), "-e", str(EXECUTOR_PACKAGE))
         stamp.write_text(key)
     runtime_key = _digest(RUNTIME_REQUIREMENTS)
     for runtime, version in LAMBDA_RUNTIMES.items():
@@ -234,27 +220,22 @@ def install() -> None:
         runtime_stamp = target / ".installed"
         if runtime_stamp.exists() and runtime_stamp.read_text() == runtime_key:
             continue
-        _run(
-            [
-                str(venv_python()),
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--upgrade",
-                "--no-deps",
-                "--only-binary=:all:",
-                "--python-version",
-                version,
-                "--implementation",
-                "cp",
-                "--target",
-                str(target),
-                "-r",
-                str(RUNTIME_REQUIREMENTS),
-            ]
+        # The runtime's own packages, for its Python version, whatever the venv's Python is.
+        _pip_install(
+            "--upgrade",
+            "--no-deps",
+            "--only-binary=:all:",
+            f"--python-version={version}",
+            "--implementation=cp",
+            f"--target={target}",
+            "-r",
+            str(RUNTIME_REQUIREMENTS),
         )
         runtime_stamp.write_text(runtime_key)
+
+
+def _pip_install(*args: str) -> None:
+    _run([str(venv_python()), "-m", "pip", "install", "--quiet", *args])
 
 
 def _read_pid() -> int | None:

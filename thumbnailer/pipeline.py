@@ -111,8 +111,25 @@ def process_object(
         )
     destination = settings.destination_bucket(ref.bucket)
     thumbnail_key = settings.prefix + ref.key
-    if ref.is_removal:
-        return _remove(ref, storage, destination, thumbnail_key, finish)
+    try:
+        if ref.is_removal:
+            return _remove(ref, storage, destination, thumbnail_key, finish)
+        return _create(ref, storage, settings, destination, thumbnail_key, finish, fields)
+    except Exception as exc:  # transient: logged once here, raised for Lambda's retry
+        finish(logging.ERROR, f"failed, will be retried: {exc}", Outcome("failed"), error=type(exc).__name__)
+        raise
+
+
+def _create(
+    ref: S3ObjectRef,
+    storage: Storage,
+    settings: Settings,
+    destination: str,
+    thumbnail_key: str,
+    finish,
+    fields: dict[str, object],
+) -> Outcome:
+    """Make and store the thumbnail of a created source; permanent problems are logged, not raised."""
     try:
         source = storage.fetch(ref.bucket, ref.key, settings.max_source_bytes)
         fields["source_bytes"] = len(source)
@@ -133,9 +150,6 @@ def process_object(
             reason=exc.reason,
             error=type(exc).__name__,
         )
-    except Exception as exc:
-        finish(logging.ERROR, f"failed, will be retried: {exc}", Outcome("failed"), error=type(exc).__name__)
-        raise
     return finish(
         logging.INFO,
         "thumbnail created",
@@ -160,19 +174,15 @@ def _remove(ref: S3ObjectRef, storage: Storage, destination: str, thumbnail_key:
     when the delete event runs was uploaded again, and its own creation event owns the
     thumbnail. Deleting a thumbnail that does not exist succeeds, so replays are harmless.
     """
-    try:
-        if storage.exists(ref.bucket, ref.key):
-            return finish(
-                logging.INFO,
-                "thumbnail kept: the source exists again (uploaded after this delete)",
-                Outcome("kept_source_exists", thumbnail_key),
-                thumbnail_bucket=destination,
-                thumbnail_key=thumbnail_key,
-            )
-        storage.delete(destination, thumbnail_key)
-    except Exception as exc:
-        finish(logging.ERROR, f"failed, will be retried: {exc}", Outcome("failed"), error=type(exc).__name__)
-        raise
+    if storage.exists(ref.bucket, ref.key):
+        return finish(
+            logging.INFO,
+            "thumbnail kept: the source exists again (uploaded after this delete)",
+            Outcome("kept_source_exists", thumbnail_key),
+            thumbnail_bucket=destination,
+            thumbnail_key=thumbnail_key,
+        )
+    storage.delete(destination, thumbnail_key)
     return finish(
         logging.INFO,
         "thumbnail deleted",

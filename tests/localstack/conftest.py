@@ -13,8 +13,6 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SERVER_PY = REPO_ROOT / "localstack" / "server.py"
-REGION = "us-east-1"
 ROLE_ARN = "arn:aws:iam::000000000000:role/lambda-test-role"
 PILLOW_VERSION = "13.0.0"
 LAYER_CACHE = REPO_ROOT / "build" / "localstack" / "test-cache"

@@ -1,18 +1,18 @@
 """Cold start: a fresh interpreter imports the handler and creates its S3 client, as Lambda's init.
 
 Each sample is a new `python3.13 -I -S -B` process whose sys.path is laid out like Lambda's:
-the function code (handler.py + thumbnailer/, as `sls package` ships it: no bytecode), the layer
-as built (build/layer/x86_64/pillow-layer.zip, unzipped: no bytecode either) and the runtime's
-boto3 (build/lambda-runtime/python3.13, with bytecode, as AWS's runtime has it). `-B` keeps
-Python from caching what it compiles, as on Lambda's read-only file system; so each sample pays
-for compiling the function's and the layer's modules, which is what a cold start there pays.
+the function code (handler.py + thumbnailer/ with checked-hash bytecode, as `sls package` ships
+them after layer/build.py --function-code), the layer as built (build/layer/x86_64/pillow-layer.zip,
+unzipped, with its bytecode) and the runtime's boto3 (build/lambda-runtime/python3.13, with
+bytecode, as AWS's runtime has it). `-B` keeps Python from caching what it compiles, as on
+Lambda's read-only file system: a module shipped without bytecode is compiled on every cold start.
 
-The variants: the guide's module (import boto3 + PIL.Image, create the client), ours (import
-handler), ours with bytecode compiled into code and layer (what the layer build could ship),
-the two halves alone (boto3 + client; thumbnailer.core + Pillow), and, with --before, ours with
-the earlier core. After the import each
-sample also times its first thumbnails, of a small JPEG and then of a small WebP: Image.open
-imports plugins lazily, the first of any format on the first call's clock.
+The variants: the guide's module (import boto3 + PIL.Image, create the client; its Pillow gets
+the same layer), ours (import handler), ours with every __pycache__ removed from code and layer
+(what shipping bytecode saves), the two halves alone (boto3 + client; thumbnailer.core + Pillow),
+and, with --before, ours with the earlier core. After the import each sample also times its
+first thumbnails, of a small JPEG and then of a small WebP: Image.open imports plugins lazily,
+the first of any format on the first call's clock.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ VARIANTS = {
     "guide": "import boto3\nfrom PIL import Image\nimport io\ns3 = boto3.client('s3')\n",
     "ours": "import handler\n",
     "ours before": "import handler\n",
-    "ours, bytecode shipped": "import handler\n",
+    "ours, no bytecode": "import handler\n",
     "boto3 + client only": "import boto3\nfrom botocore.config import Config\ns3 = boto3.client('s3')\n",
     "thumbnailer.core only": "import thumbnailer.core\n",
 }
@@ -49,7 +49,7 @@ FIRST_CALL = {
     ),
     "ours": "sys.modules['thumbnailer.core'].make_thumbnail(data)\n",
     "ours before": "sys.modules['thumbnailer.core'].make_thumbnail(data)\n",
-    "ours, bytecode shipped": "sys.modules['thumbnailer.core'].make_thumbnail(data)\n",
+    "ours, no bytecode": "sys.modules['thumbnailer.core'].make_thumbnail(data)\n",
 }
 
 _CHILD = """
@@ -94,11 +94,10 @@ def unavailable() -> str | None:
 
 
 def prepare(before_core: Path | None = None) -> dict[str, Layout]:
-    """The function code and the layer as shipped, with compiled bytecode, and with the old core."""
+    """The function code and the layer as shipped, without any bytecode, and with the old core."""
     shutil.rmtree(WORK_DIR, ignore_errors=True)
     layouts = {}
-    for name in ("as-shipped", "with-bytecode", "before") if before_core else ("as-shipped", "with-bytecode"):
-        with_bytecode = name == "with-bytecode"
+    for name in ("as-shipped", "no-bytecode", "before") if before_core else ("as-shipped", "no-bytecode"):
         base = WORK_DIR / name
         task = base / "task"
         (task / "thumbnailer").mkdir(parents=True)
@@ -109,13 +108,13 @@ def prepare(before_core: Path | None = None) -> dict[str, Layout]:
             shutil.copy2(before_core, task / "thumbnailer" / "core.py")
         with zipfile.ZipFile(LAYER_ZIP) as archive:
             archive.extractall(base / "opt")
-        layer = base / "opt" / "python"
-        if with_bytecode:
-            for tree in (task, layer):
-                compileall.compile_dir(
-                    tree, quiet=1, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH
-                )
-        layouts[name] = Layout(task, layer, RUNTIME_DIR)
+        if name == "no-bytecode":
+            for cache in sorted(base.rglob("__pycache__")):
+                shutil.rmtree(cache)
+        else:
+            checked_hash = py_compile.PycInvalidationMode.CHECKED_HASH  # as layer/build.py --function-code
+            compileall.compile_dir(task, quiet=1, invalidation_mode=checked_hash)
+        layouts[name] = Layout(task, base / "opt" / "python", RUNTIME_DIR)
     return layouts
 
 
@@ -166,9 +165,7 @@ def measure(
     for round_index in range(samples + 1):
         for variant in variants:
             layout = layouts[
-                {"ours, bytecode shipped": "with-bytecode", "ours before": "before"}.get(
-                    variant, "as-shipped"
-                )
+                {"ours, no bytecode": "no-bytecode", "ours before": "before"}.get(variant, "as-shipped")
             ]
             measured = sample(variant, layout, sample_files)
             if round_index:  # the first round only warms the page cache

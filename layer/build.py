@@ -3,23 +3,28 @@
     python layer/build.py --runtime python3.13 --arch x86_64     # or --arch arm64
 
 Installs the hash-pinned wheels of layer/requirements.txt for the Lambda platform (never the host's),
-drops what the thumbnailer never uses, checks that every compiled module matches the runtime and the
-architecture and that no shared library lost a dependency, then writes a deterministic zip:
+drops what the thumbnailer never uses, compiles the modules' bytecode (Lambda's /opt is read-only: without
+it every cold start compiles what it imports), checks that every compiled module matches the runtime and
+the architecture and that no shared library lost a dependency, then writes a deterministic zip:
 
-    build/layer/<arch>/python/...            the unzipped layer (Lambda mounts it at /opt)
+    build/layer/<arch>/python/...            the unzipped layer (Lambda mounts it at /opt), with bytecode
     build/layer/<arch>/pillow-layer.zip      the artifact serverless.yml deploys
     build/layer/<arch>/build-info.json       inputs digest, sizes before/after slimming, zip sha256
 
 A rebuild is skipped when the inputs (this file, requirements.txt, runtime, arch) are unchanged; the
-checks run every time. `--check-only` runs only the checks. Exit status is non-zero on any failure.
+checks run every time. `--check-only` runs only the checks. `--function-code` also compiles the
+function's modules (handler.py, thumbnailer/) to the bytecode `sls package` ships with them; the
+Serverless plugin next to this file passes it. Exit status is non-zero on any failure.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import hashlib
 import json
 import logging
+import py_compile
 import re
 import shutil
 import struct
@@ -34,6 +39,8 @@ LAYER_DIR = Path(__file__).resolve().parent
 REPO_ROOT = LAYER_DIR.parent
 REQUIREMENTS = LAYER_DIR / "requirements.txt"
 ZIP_NAME = "pillow-layer.zip"
+# What serverless.yml's package.patterns ship as the function's code, with its bytecode.
+FUNCTION_CODE = ("handler.py", "thumbnailer")
 INFO_NAME = "build-info.json"
 
 # Lambda's python3.13 runtime is Amazon Linux 2023 (glibc 2.34); Pillow 13's cp313 wheels are
@@ -92,9 +99,14 @@ DROP_PATTERNS = (
     "pillow.libs/libbrotlicommon-*",
     "pillow.libs/libbrotlidec-*",
     "pillow.libs/libpng16-*",
-    # type stubs and bytecode: Lambda never type-checks, and pyc would embed build-time mtimes
-    "PIL/*.pyi",
-    "PIL/py.typed",
+    # ISA-L's documents but its licence, and isal's gzip tools (the thumbnailer only uses isal_zlib)
+    "isal/isa-l/*.md",
+    "isal/isa-l/*.txt",
+    "isal/igzip.py",
+    "isal/igzip_threaded.py",
+    # type stubs, and any bytecode but compile_bytecode()'s: Lambda never type-checks
+    "*/*.pyi",
+    "*/py.typed",
     "**/__pycache__",
 )
 
@@ -170,6 +182,49 @@ def slim(root: Path) -> list[str]:
     return sorted(removed)
 
 
+def compile_bytecode(
+    paths: list[Path], runtime: str, ddir: str, mode: py_compile.PycInvalidationMode
+) -> None:
+    """Compile the modules under `paths` for the runtime into their __pycache__ directories.
+
+    Lambda's /opt and /var/task are read-only: without shipped bytecode, every cold start compiles
+    each module it imports (the cold start benchmark measures what this saves). Hash-based pycs
+    hold no mtimes, which keeps the zips reproducible and survives zips that reset every mtime.
+    """
+    host, target = sys.version_info[:2], python_version(runtime)
+    if host != target:
+        raise LayerCheckError(
+            f"the bytecode for {runtime} must be compiled by Python {target[0]}.{target[1]}, not "
+            f"{host[0]}.{host[1]}: run this script with that Python (or set LAYER_BUILD_PYTHON for sls)"
+        )
+    for path in paths:
+        if path.is_dir():
+            compiled = compileall.compile_dir(
+                path, ddir=f"{ddir}/{path.name}", quiet=1, invalidation_mode=mode
+            )
+        else:
+            compiled = compileall.compile_file(path, ddir=ddir, quiet=1, invalidation_mode=mode)
+        if not compiled:
+            raise LayerCheckError(f"compiling {path} failed")
+
+
+def compile_function_code(service_dir: Path, runtime: str) -> None:
+    """Compile FUNCTION_CODE, which `sls package` ships with its bytecode, from scratch.
+
+    Checked-hash pycs: Python compares each with its source's hash, so a stale one is never used,
+    neither in this working tree nor on Lambda. Old caches go first, so none of a deleted module ships.
+    """
+    paths = [service_dir / name for name in FUNCTION_CODE]
+    for path in paths:
+        if path.is_dir():
+            caches = path.glob("**/__pycache__/*.pyc")
+        else:
+            caches = path.parent.glob(f"__pycache__/{path.stem}.*.pyc")
+        for stale in list(caches):
+            stale.unlink()
+    compile_bytecode(paths, runtime, "/var/task", py_compile.PycInvalidationMode.CHECKED_HASH)
+
+
 def elf_info(path: Path) -> tuple[int, list[str]]:
     """Return (e_machine, DT_NEEDED names) of a 64-bit little-endian ELF shared object."""
     data = path.read_bytes()
@@ -242,7 +297,10 @@ def check(root: Path, runtime: str, arch: Arch) -> dict:
 
 def write_zip(source: Path, destination: Path) -> None:
     """Zip source's content under python/ with sorted entries, fixed times and normalised modes."""
-    files = sorted(p for p in source.rglob("*") if p.is_file())
+    files = sorted(
+        (path for path in source.rglob("*") if path.is_file()),
+        key=lambda path: path.relative_to(source).as_posix(),  # "isal/..." before "isal-1.9.1.dist-info/..."
+    )
     tmp = destination.with_suffix(".tmp")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
         for path in files:
@@ -281,6 +339,7 @@ def build(runtime: str, arch: Arch, out_dir: Path, force: bool = False) -> dict:
     install(python_dir, runtime, arch)
     size_before = tree_size(python_dir)
     removed = slim(python_dir)
+    compile_bytecode([python_dir], runtime, "/opt", py_compile.PycInvalidationMode.UNCHECKED_HASH)
     size_after = tree_size(python_dir)
     checked = check(python_dir, runtime, arch)
     write_zip(python_dir, archive)
@@ -309,6 +368,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", type=Path, default=REPO_ROOT / "build" / "layer")
     parser.add_argument("--force", action="store_true", help="rebuild even if the inputs are unchanged")
     parser.add_argument("--check-only", action="store_true", help="only check an existing build")
+    parser.add_argument(
+        "--function-code",
+        action="store_true",
+        help=f"also compile the function's code ({', '.join(FUNCTION_CODE)}) to bytecode, for sls package",
+    )
     args = parser.parse_args(argv)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JsonFormatter())
@@ -320,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
             LOGGER.info("layer check passed", extra={"data": result})
         else:
             build(args.runtime, arch, args.out_dir, force=args.force)
+        if args.function_code:
+            compile_function_code(REPO_ROOT, args.runtime)
     except (LayerCheckError, subprocess.CalledProcessError, OSError) as error:
         LOGGER.error("layer build failed: %s", error)
         return 1

@@ -2,6 +2,7 @@
 
 // Local Serverless plugin: builds the Pillow layer (layer/build.py) before packaging, for the
 // provider's runtime and architecture, and fails packaging when the layer does not match them.
+// The same run compiles the function's bytecode, which package.patterns ship with the sources.
 //
 // It also skips osls's "compare with last deployed layer" lookup during a standalone `sls package`.
 // osls (lib/plugins/aws/package/compile/layers.js, compileLayers -> compareWithLastLayer) always
@@ -52,8 +53,8 @@ class LayerBuildPlugin {
     }
     const python = process.env.LAYER_BUILD_PYTHON || 'python';
     const script = path.join(this.serverless.serviceDir, 'layer', 'build.py');
-    const args = [script, '--runtime', runtime, '--arch', arch];
-    this.log.notice(`Building the Pillow layer: ${python} ${args.join(' ')}`);
+    const args = [script, '--runtime', runtime, '--arch', arch, '--function-code'];
+    this.log.notice(`Building the Pillow layer and the function's bytecode: ${python} ${args.join(' ')}`);
     const result = spawnSync(python, args, { cwd: this.serverless.serviceDir, stdio: 'inherit' });
     if (result.error || result.status !== 0) {
       throw new this.serverless.classes.Error(

@@ -1,6 +1,7 @@
 """Checks on the zips `sls package` deploys: the function package and the Pillow layer."""
 
 import hashlib
+import importlib.util
 import json
 import subprocess
 import zipfile
@@ -28,13 +29,44 @@ def _entries(archive_path) -> list[zipfile.ZipInfo]:
         return [info for info in archive.infolist() if not info.is_dir()]
 
 
-def test_function_zip_holds_exactly_the_handler_and_the_package(function_zip):
+def _expected_bytecode(files: dict[str, bytes], runtime: str) -> dict[str, bytes]:
+    """{pyc name the runtime imports: the source it must be compiled from}, per .py in `files`."""
+    tag = f"cpython-{runtime.removeprefix('python').replace('.', '')}"
+    expected = {}
+    for name, source in files.items():
+        if name.endswith(".py"):
+            directory, _, module = name.rpartition("/")
+            expected[f"{directory}/__pycache__/{module[:-3]}.{tag}.pyc".lstrip("/")] = source
+    return expected
+
+
+def _assert_bytecode(archive_path, runtime: str, invalidation_flags: int) -> None:
+    """Exactly one pyc per module, for the runtime, of the given kind, compiled from that source."""
+    with zipfile.ZipFile(archive_path) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    expected = _expected_bytecode(files, runtime)
+    pycs = {name: data for name, data in files.items() if name.endswith(".pyc")}
+
+    assert sorted(pycs) == sorted(expected)
+    for name, pyc in pycs.items():
+        assert pyc[:4] == importlib.util.MAGIC_NUMBER, f"{name}: not compiled by {runtime}"
+        flags = int.from_bytes(pyc[4:8], "little")
+        assert flags == invalidation_flags, f"{name}: invalidation flags {flags:#b}"
+        assert pyc[8:16] == importlib.util.source_hash(expected[name]), f"{name}: stale"
+
+
+def test_function_zip_holds_exactly_the_handler_the_package_and_their_bytecode(function_zip):
     names = {info.filename for info in _entries(function_zip)}
 
-    assert names == _source_files()
+    assert {name for name in names if not name.endswith(".pyc")} == _source_files()
     assert not {
         n for n in names if n.split("/")[0] in {"tests", "fixtures", "node_modules", "layer", "build"}
     }
+
+
+def test_function_zip_ships_checked_hash_bytecode(function_zip, function):
+    """Checked against the source's hash at import: never stale, whatever the zip's mtimes."""
+    _assert_bytecode(function_zip, function["Runtime"], invalidation_flags=0b11)
 
 
 def test_function_zip_is_reproducible(function_zip):
@@ -61,7 +93,12 @@ def test_layer_zip_is_reproducible_and_lambda_shaped(layer_zip):
     assert {e.date_time for e in entries} == {(1980, 1, 1, 0, 0, 0)}
     assert all(name.startswith("python/") for name in names)
     assert "python/PIL/__init__.py" in names
-    assert not [n for n in names if "__pycache__" in n or n.endswith((".pyc", ".pyi"))]
+    assert not [n for n in names if n.endswith((".pyi", "py.typed"))]
+
+
+def test_layer_ships_unchecked_hash_bytecode(layer_zip, function):
+    """Never compared with the sources at import: nothing can change a published layer's sources."""
+    _assert_bytecode(layer_zip, function["Runtime"], invalidation_flags=0b01)
 
 
 @pytest.mark.parametrize(
@@ -139,10 +176,13 @@ import io, json, sys
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
 from PIL import Image
 from thumbnailer.core import make_thumbnail
-buffer = io.BytesIO()
-Image.new("RGB", (1000, 600), (10, 120, 200)).save(buffer, format="JPEG")
-thumb = make_thumbnail(buffer.getvalue())
-print(json.dumps({"format": thumb.format, "size": [thumb.width, thumb.height]}))
+made = []
+for format in ("JPEG", "PNG"):  # PNG takes the fast path that inflates with the layer's isal
+    buffer = io.BytesIO()
+    Image.new("RGB", (1000, 600), (10, 120, 200)).save(buffer, format=format)
+    thumb = make_thumbnail(buffer.getvalue())
+    made.append({"format": thumb.format, "size": [thumb.width, thumb.height]})
+print(json.dumps({"thumbnails": made, "isal": sys.modules["isal"].__file__}))
 """
 
 
@@ -161,4 +201,7 @@ def test_function_package_makes_a_thumbnail_with_only_the_layer(
         check=True,
     )
 
-    assert json.loads(result.stdout) == {"format": "JPEG", "size": [128, 77]}
+    report = json.loads(result.stdout)
+
+    assert report["thumbnails"] == [{"format": format, "size": [128, 77]} for format in ("JPEG", "PNG")]
+    assert report["isal"].startswith(str(unzipped_layer) + "/")

@@ -39,9 +39,9 @@ LAYER_DIR = Path(__file__).resolve().parent
 REPO_ROOT = LAYER_DIR.parent
 REQUIREMENTS = LAYER_DIR / "requirements.txt"
 ZIP_NAME = "pillow-layer.zip"
+INFO_NAME = "build-info.json"
 # What serverless.yml's package.patterns ship as the function's code, with its bytecode.
 FUNCTION_CODE = ("handler.py", "thumbnailer")
-INFO_NAME = "build-info.json"
 
 # Lambda's python3.13 runtime is Amazon Linux 2023 (glibc 2.34); Pillow 13's cp313 wheels are
 # manylinux_2_27/manylinux_2_28. pip matches --platform literally, so name the wheels' own tag.

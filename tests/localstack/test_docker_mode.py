@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tools import stack as stack_tools
+
 pytest.importorskip("pytest_docker", reason="pytest-docker is not installed (pip install pytest-docker)")
 
 pytestmark = pytest.mark.docker
@@ -77,18 +79,10 @@ def test_docker_mode_runs_a_python_function(docker_localstack):
     import io
     import zipfile
 
-    import boto3
-
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as archive:
         archive.writestr("handler.py", "def lambda_handler(e, c):\n    return e\n")
-    client = boto3.client(
-        "lambda",
-        endpoint_url=docker_localstack,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+    client = stack_tools.client("lambda", docker_localstack)
     name = f"docker-{uuid.uuid4().hex[:8]}"
     client.create_function(
         FunctionName=name,

@@ -4,12 +4,14 @@
 
 Installs the hash-pinned wheels of layer/requirements.txt for the Lambda platform (never the host's),
 drops what the thumbnailer never uses, compiles the modules' bytecode (Lambda's /opt is read-only: without
-it every cold start compiles what it imports), checks that every compiled module matches the runtime and
-the architecture and that no shared library lost a dependency, then writes a deterministic zip:
+it every cold start compiles what it imports), checks that every wheel and compiled module matches the
+runtime and the architecture, that no shared library lost a dependency and that none needs a newer glibc or
+libstdc++ symbol version than Lambda's Amazon Linux 2023 has, then writes a deterministic zip:
 
     build/layer/<arch>/python/...            the unzipped layer (Lambda mounts it at /opt), with bytecode
     build/layer/<arch>/pillow-layer.zip      the artifact serverless.yml deploys
-    build/layer/<arch>/build-info.json       inputs digest, sizes before/after slimming, zip sha256
+    build/layer/<arch>/build-info.json       inputs digest, sizes before/after slimming, zip sha256, and
+                                             what the checks found (wheel tags, highest symbol versions)
 
 A rebuild is skipped when the inputs (this file, requirements.txt, runtime, arch) are unchanged; the
 checks run every time. `--check-only` runs only the checks. `--function-code` also compiles the
@@ -43,10 +45,13 @@ INFO_NAME = "build-info.json"
 # What serverless.yml's package.patterns ship as the function's code, with its bytecode.
 FUNCTION_CODE = ("handler.py", "thumbnailer")
 
-# Lambda's python3.13 runtime is Amazon Linux 2023 (glibc 2.34); Pillow 13's cp313 wheels are
-# manylinux_2_27/manylinux_2_28. pip matches --platform literally, so name the wheels' own tag.
+# Lambda's python3.13 runtime is Amazon Linux 2023 (glibc 2.34); the cp313 wheels of Pillow 13 and
+# pillow-heif 1.8 are manylinux_2_27/manylinux_2_28 (aarch64: _2_26/_2_28), isal's manylinux_2_17/_2_28.
+# pip matches --platform literally, so name the tag all of them carry.
 MAX_GLIBC = (2, 34)
 WHEEL_PLATFORM = "manylinux_2_28_{machine}"
+# PEP 600's names for the older manylinux tags.
+LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,7 @@ SYSTEM_LIBS = frozenset(
     {
         "libc.so.6",
         "libm.so.6",
+        "libmvec.so.1",  # glibc's vector maths (x86_64 only, from glibc 2.22): pillow-heif's libx265 uses it
         "libpthread.so.0",
         "libdl.so.2",
         "librt.so.1",
@@ -79,13 +85,22 @@ SYSTEM_LIBS = frozenset(
     }
 )
 
-# What the thumbnailer never uses (it decodes/encodes JPEG, PNG, GIF, WebP, BMP, TIFF; no text, no
-# GUI, no AVIF). Globs are relative to the layer's python/ dir. The Python plugin stubs of dropped
-# codecs stay: Pillow imports them lazily and marks the format unsupported.
+# The newest symbol version of each family that Amazon Linux 2023's SYSTEM_LIBS define: glibc 2.34 (libc,
+# libm, libmvec, libpthread, libdl, librt, the loader), GCC 11's libstdc++ (GLIBCXX_3.4.29, CXXABI_1.3.13) and
+# libgcc_s (whose versions are named after the GCC release that added them), zlib 1.2.11. A shared object
+# needing a newer one does not load there: "version `GLIBC_2.35' not found".
+RUNTIME_SYMBOL_VERSIONS = {
+    "GLIBC": MAX_GLIBC,
+    "GLIBCXX": (3, 4, 29),
+    "CXXABI": (1, 3, 13),
+    "GCC": (11, 0, 0),
+    "ZLIB": (1, 2, 11),
+}
+
+# What the thumbnailer never uses (it decodes JPEG, PNG, GIF, WebP, BMP, TIFF, AVIF (Pillow's _avif and
+# libavif) and HEIF/HEIC (pillow-heif); no text, no GUI). Globs are relative to the layer's python/ dir. The
+# Python plugin stubs of dropped codecs stay: Pillow imports them lazily and marks the format unsupported.
 DROP_PATTERNS = (
-    # AVIF codec (the biggest single library)
-    "PIL/_avif.*.so",
-    "pillow.libs/libavif-*",
     # Tk and Qt bindings
     "PIL/_imagingtk.*.so",
     "PIL/ImageTk.py",
@@ -225,8 +240,28 @@ def compile_function_code(service_dir: Path, runtime: str) -> None:
     compile_bytecode(paths, runtime, "/var/task", py_compile.PycInvalidationMode.CHECKED_HASH)
 
 
-def elf_info(path: Path) -> tuple[int, list[str]]:
-    """Return (e_machine, DT_NEEDED names) of a 64-bit little-endian ELF shared object."""
+SHT_DYNAMIC = 6
+SHT_GNU_VERDEF = 0x6FFFFFFD
+SHT_GNU_VERNEED = 0x6FFFFFFE
+VER_FLG_BASE = 1  # the Elf64_Verdef entry naming the file itself, not a version
+
+
+@dataclass(frozen=True)
+class ElfInfo:
+    """What the dynamic loader needs of a shared object, as its section headers describe it."""
+
+    machine: int
+    needed: tuple[str, ...]  # DT_NEEDED library names
+    version_needs: tuple[tuple[str, str], ...]  # (library, symbol version), from .gnu.version_r
+    version_defs: frozenset[str]  # the symbol versions it defines, from .gnu.version_d
+
+
+def _c_string(data: bytes, offset: int) -> str:
+    return data[offset : data.index(b"\0", offset)].decode()
+
+
+def elf_info(path: Path) -> ElfInfo:
+    """Read the ELF machine, DT_NEEDED and GNU symbol versions of a 64-bit little-endian shared object."""
     data = path.read_bytes()
     if data[:4] != b"\x7fELF":
         raise LayerCheckError(f"{path.name}: not an ELF file")
@@ -235,64 +270,183 @@ def elf_info(path: Path) -> tuple[int, list[str]]:
     (e_machine,) = struct.unpack_from("<H", data, 18)
     (e_shoff,) = struct.unpack_from("<Q", data, 0x28)
     e_shentsize, e_shnum = struct.unpack_from("<HH", data, 0x3A)
+    if not e_shoff or not e_shnum:
+        raise LayerCheckError(f"{path.name}: no section headers to read its dependencies from")
     sections = [struct.unpack_from("<IIQQQQIIQQ", data, e_shoff + i * e_shentsize) for i in range(e_shnum)]
-    needed = []
-    for _name, sh_type, _flags, _addr, offset, size, link, *_ in sections:
-        if sh_type != 6:  # SHT_DYNAMIC
-            continue
-        strtab_offset = sections[link][4]
-        for pos in range(offset, offset + size, 16):
-            tag, value = struct.unpack_from("<qQ", data, pos)
-            if tag == 0:  # DT_NULL
-                break
-            if tag == 1:  # DT_NEEDED
-                end = data.index(b"\0", strtab_offset + value)
-                needed.append(data[strtab_offset + value : end].decode())
-    return e_machine, needed
+    needed, version_needs, version_defs = [], [], set()
+    for _name, sh_type, _flags, _addr, offset, size, link, entries, *_ in sections:
+        strings = sections[link][4]  # offset of the section's string table (.dynstr)
+        if sh_type == SHT_DYNAMIC:
+            for pos in range(offset, offset + size, 16):
+                tag, value = struct.unpack_from("<qQ", data, pos)
+                if tag == 0:  # DT_NULL
+                    break
+                if tag == 1:  # DT_NEEDED
+                    needed.append(_c_string(data, strings + value))
+        elif sh_type == SHT_GNU_VERNEED:  # sh_info Elf64_Verneed entries, each with vn_cnt Elf64_Vernaux
+            pos = offset
+            for _ in range(entries):
+                _version, count, file_name, aux, next_entry = struct.unpack_from("<HHIII", data, pos)
+                library = _c_string(data, strings + file_name)
+                aux_pos = pos + aux
+                for _ in range(count):
+                    _hash, _flags, _other, version, next_aux = struct.unpack_from("<IHHII", data, aux_pos)
+                    version_needs.append((library, _c_string(data, strings + version)))
+                    aux_pos += next_aux
+                pos += next_entry
+        elif sh_type == SHT_GNU_VERDEF:  # sh_info Elf64_Verdef entries; their first Elf64_Verdaux names them
+            pos = offset
+            for _ in range(entries):
+                _version, flags, _index, _count, _hash, aux, next_entry = struct.unpack_from(
+                    "<HHHHIII", data, pos
+                )
+                if not flags & VER_FLG_BASE:
+                    (version,) = struct.unpack_from("<I", data, pos + aux)
+                    version_defs.add(_c_string(data, strings + version))
+                pos += next_entry
+    return ElfInfo(e_machine, tuple(needed), tuple(version_needs), frozenset(version_defs))
+
+
+def symbol_version(name: str) -> tuple[str, tuple[int, ...]] | None:
+    """Split a symbol version such as ``GLIBCXX_3.4.29`` into its family and number; None if unnumbered."""
+    match = re.fullmatch(r"([A-Z][A-Z0-9_]*?)_(\d+(?:\.\d+)*)", name)
+    if not match:
+        return None
+    return match.group(1), tuple(int(part) for part in match.group(2).split("."))
+
+
+def _version_name(family: str, number: tuple[int, ...]) -> str:
+    return f"{family}_{'.'.join(map(str, number))}"
+
+
+def _padded(number: tuple[int, ...]) -> tuple[int, ...]:
+    return number + (0,) * (4 - len(number))
+
+
+def _python_fits(interpreter: str, abi: str, major: int, minor: int) -> bool:
+    if abi == f"cp{major}{minor}":
+        return interpreter == f"cp{major}{minor}"
+    if abi == "abi3":
+        match = re.fullmatch(rf"cp{major}(\d+)", interpreter)
+        return bool(match) and int(match.group(1)) <= minor
+    return abi == "none" and interpreter in {f"py{major}", f"py{major}{minor}", f"cp{major}{minor}"}
+
+
+def _platform_fits(platform: str, machine: str) -> bool:
+    if platform == "any":
+        return True
+    match = re.fullmatch(rf"manylinux_(\d+)_(\d+)_{machine}", platform)
+    if match:
+        return (int(match.group(1)), int(match.group(2))) <= MAX_GLIBC
+    legacy, _, legacy_machine = platform.partition("_")
+    return legacy in LEGACY_MANYLINUX and legacy_machine == machine and LEGACY_MANYLINUX[legacy] <= MAX_GLIBC
+
+
+def wheel_tag_fits(tag: str, runtime: str, arch: Arch) -> bool:
+    """Whether a wheel tag (``cp313-cp313-manylinux_2_28_x86_64``, ``py3-none-any``) suits runtime/arch."""
+    major, minor = python_version(runtime)
+    parts = tag.split("-")
+    if len(parts) != 3:
+        return False
+    interpreters, abis, platforms = (part.split(".") for part in parts)  # compressed tag sets
+    return any(
+        _python_fits(interpreter, abi, major, minor) and _platform_fits(platform, arch.machine)
+        for interpreter in interpreters
+        for abi in abis
+        for platform in platforms
+    )
+
+
+def check_wheels(root: Path, runtime: str, arch: Arch) -> dict[str, list[str]]:
+    """Fail unless every installed wheel has a tag that suits runtime/arch; return {wheel: those tags}."""
+    wheels = sorted(root.glob("*.dist-info/WHEEL"))
+    if not wheels:
+        raise LayerCheckError(f"no *.dist-info/WHEEL under {root}: the layer was not installed from wheels")
+    fitting = {}
+    for wheel in wheels:
+        distribution = wheel.parent.name.removesuffix(".dist-info")
+        lines = wheel.read_text().splitlines()
+        tags = [line.split(":", 1)[1].strip() for line in lines if line.startswith("Tag:")]
+        fitting[distribution] = [tag for tag in tags if wheel_tag_fits(tag, runtime, arch)]
+        if not fitting[distribution]:
+            raise LayerCheckError(
+                f"{distribution}: no wheel tag fits {runtime}/{arch.machine}/glibc<="
+                f"{MAX_GLIBC[0]}.{MAX_GLIBC[1]}: {tags}"
+            )
+    return fitting
 
 
 def check(root: Path, runtime: str, arch: Arch) -> dict:
-    """Fail unless the layer under root (its python/ dir) fits runtime and arch.
+    """Fail unless the layer under root (its python/ dir) fits runtime and arch; return what it found.
 
-    Checks: PIL/_imaging's filename ABI tag is cpython-XY-<machine>-linux-gnu; every shared object's
-    ELF machine is the architecture's; every DT_NEEDED library is in the layer or in SYSTEM_LIBS;
-    the wheel's tag is a manylinux the runtime's glibc supports.
+    Checks: every wheel's (*.dist-info/WHEEL) tags include one for the runtime's CPython, the architecture
+    and a manylinux the runtime's glibc supports; every extension module (*.cpython-*.so, anywhere) is
+    cpython-XY-<machine>-linux-gnu or abi3, PIL/_imaging among them; every shared object's ELF machine is
+    the architecture's, every DT_NEEDED library is in the layer or in SYSTEM_LIBS, every symbol version it
+    needs from SYSTEM_LIBS is of a family in RUNTIME_SYMBOL_VERSIONS and no newer than that family's
+    newest there, and every one it needs from a bundled library is defined by that library.
     """
     major, minor = python_version(runtime)
-    expected_suffix = f".cpython-{major}{minor}-{arch.machine}-linux-gnu.so"
+    wheel_tags = check_wheels(root, runtime, arch)
+    abi_suffix = f".cpython-{major}{minor}-{arch.machine}-linux-gnu.so"
     imaging = sorted((root / "PIL").glob("_imaging.*so"))
-    if [p.name for p in imaging] != [f"_imaging{expected_suffix}"]:
+    if [p.name for p in imaging] != [f"_imaging{abi_suffix}"]:
         raise LayerCheckError(
-            f"PIL/_imaging for {runtime}/{arch.lambda_name} must be _imaging{expected_suffix}, "
+            f"PIL/_imaging for {runtime}/{arch.lambda_name} must be _imaging{abi_suffix}, "
             f"found {[p.name for p in imaging]}"
         )
     shared = sorted(p for p in root.rglob("*.so*") if p.is_file())
-    bundled = {p.name for p in shared}
-    for path in shared:
-        if path.parent.name == "PIL" and not path.name.endswith(expected_suffix):
-            raise LayerCheckError(f"{path.name}: ABI tag does not match {expected_suffix}")
-        machine, needed = elf_info(path)
-        if machine != arch.elf_machine:
+    extension_modules = [p for p in shared if re.search(r"\.(cpython-[^.]*|abi3)\.so$", p.name)]
+    for path in extension_modules:
+        if not path.name.endswith((abi_suffix, ".abi3.so")):
             raise LayerCheckError(
-                f"{path.name}: ELF machine {machine}, expected {arch.elf_machine} ({arch.machine})"
+                f"{path.relative_to(root)}: extension module for another Python, expected *{abi_suffix}"
             )
-        missing = [lib for lib in needed if lib not in bundled and lib not in SYSTEM_LIBS]
+    infos = {path: elf_info(path) for path in shared}
+    bundled_defs = {path.name: info.version_defs for path, info in infos.items()}
+    highest: dict[str, tuple[tuple[int, ...], list[str]]] = {}
+    for path, info in infos.items():
+        name = path.relative_to(root).as_posix()
+        if info.machine != arch.elf_machine:
+            raise LayerCheckError(
+                f"{name}: ELF machine {info.machine}, expected {arch.elf_machine} ({arch.machine})"
+            )
+        missing = [lib for lib in info.needed if lib not in bundled_defs and lib not in SYSTEM_LIBS]
         if missing:
-            raise LayerCheckError(f"{path.name}: needs {missing}, not in the layer nor the runtime")
-    wheel_tags = [
-        line.split(":", 1)[1].strip()
-        for wheel in root.glob("*.dist-info/WHEEL")
-        for line in wheel.read_text().splitlines()
-        if line.startswith("Tag:")
-    ]
-    compatible = []
-    for tag in wheel_tags:
-        match = re.fullmatch(rf"cp{major}{minor}-cp{major}{minor}-manylinux_(\d+)_(\d+)_{arch.machine}", tag)
-        if match and (int(match.group(1)), int(match.group(2))) <= MAX_GLIBC:
-            compatible.append(tag)
-    if not compatible:
-        raise LayerCheckError(f"no wheel tag fits {runtime}/{arch.machine}/glibc<={MAX_GLIBC}: {wheel_tags}")
-    return {"imaging": imaging[0].name, "shared_objects": len(shared), "wheel_tags": compatible}
+            raise LayerCheckError(f"{name}: needs {missing}, not in the layer nor the runtime")
+        for library, version in info.version_needs:
+            if library in bundled_defs:
+                if version not in bundled_defs[library]:
+                    raise LayerCheckError(f"{name}: needs {version} of {library}, which does not define it")
+                continue
+            family, number = symbol_version(version) or (version, ())
+            limit = RUNTIME_SYMBOL_VERSIONS.get(family)
+            if library not in SYSTEM_LIBS or limit is None or not number:
+                raise LayerCheckError(f"{name}: needs {version} of {library}, unknown on Amazon Linux 2023")
+            if _padded(number) > _padded(limit):
+                raise LayerCheckError(
+                    f"{name}: needs {version} of {library}; {runtime}'s Amazon Linux 2023 has up to "
+                    f"{_version_name(family, limit)}"
+                )
+            top, needed_by = highest.get(family, ((), []))
+            if _padded(number) > _padded(top):
+                highest[family] = (number, [name])
+            elif _padded(number) == _padded(top) and name not in needed_by:
+                needed_by.append(name)
+    return {
+        "imaging": imaging[0].name,
+        "extension_modules": len(extension_modules),
+        "shared_objects": len(shared),
+        "wheel_tags": wheel_tags,
+        "highest_symbol_versions": {
+            family: {
+                "version": _version_name(family, number),
+                "runtime_has": _version_name(family, RUNTIME_SYMBOL_VERSIONS[family]),
+                "needed_by": needed_by,
+            }
+            for family, (number, needed_by) in sorted(highest.items())
+        },
+    }
 
 
 def write_zip(source: Path, destination: Path) -> None:

@@ -14,6 +14,12 @@ pytestmark = pytest.mark.package
 
 # What the slimmed layer must still read and write (the thumbnailer's accepted formats).
 KEPT_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
+# Third-party files the layer alone must decode (source, licence, sha256: tests/package/data/README.md).
+DATA_DIR = REPO_ROOT / "tests" / "package" / "data"
+DECODED_FILES = {
+    "RGB_8__29x100.heif": ["HEIF", "RGB", [29, 100]],  # HEVC-coded (brand heic): pillow-heif's libde265
+    "hopper.avif": ["AVIF", "RGB", [128, 128]],  # AV1-coded: Pillow's _avif and libavif
+}
 
 
 def _source_files() -> set[str]:
@@ -104,8 +110,6 @@ def test_layer_ships_unchecked_hash_bytecode(layer_zip, function):
 @pytest.mark.parametrize(
     "dropped",
     [
-        "PIL/_avif.",
-        "pillow.libs/libavif-",
         "PIL/_imagingtk.",
         "PIL/ImageTk.py",
         "PIL/ImageQt.py",
@@ -116,12 +120,35 @@ def test_layer_zip_leaves_out_what_the_product_never_uses(layer_zip, dropped):
     assert not [e.filename for e in _entries(layer_zip) if e.filename.startswith(f"python/{dropped}")]
 
 
-def test_layer_binaries_match_the_function_runtime_and_architecture(unzipped_layer, function, layer_builder):
+@pytest.mark.parametrize(
+    "kept",
+    [
+        "PIL/_avif.",
+        "pillow.libs/libavif-",
+        "PIL/AvifImagePlugin.py",
+        "_pillow_heif.",
+        "pillow_heif/HeifImagePlugin.py",
+        "pillow_heif.libs/libheif-",
+        "pillow_heif.libs/libde265-",
+        "pillow_heif-1.8.1.dist-info/licenses/LICENSES_bundled.txt",  # libheif and libde265 are LGPL-3.0
+    ],
+)
+def test_layer_zip_keeps_the_avif_and_heif_decoders(layer_zip, kept):
+    assert [e.filename for e in _entries(layer_zip) if e.filename.startswith(f"python/{kept}")]
+
+
+def test_layer_binaries_match_the_function_runtime_and_architecture(
+    unzipped_layer, function, layer_builder, layer_build_info
+):
     (arch,) = function["Architectures"]
 
     result = layer_builder.check(unzipped_layer, function["Runtime"], layer_builder.ARCHES[arch])
 
     assert result["imaging"] == f"_imaging.cpython-313-{layer_builder.ARCHES[arch].machine}-linux-gnu.so"
+    assert sorted(result["wheel_tags"]) == ["isal-1.9.1", "pillow-13.0.0", "pillow_heif-1.8.1"]
+    # libheif and libde265 are C++: the layer needs Amazon Linux 2023's libstdc++, within its versions.
+    assert {"GLIBC", "GLIBCXX", "CXXABI"} <= set(result["highest_symbol_versions"])
+    assert layer_build_info["check"] == result
 
 
 _PIL_PROBE = """
@@ -139,6 +166,15 @@ for name in formats:
     with Image.open(buffer, formats=[name]) as reopened:
         reopened.load()
         results[name] = [reopened.format, list(reopened.size)]
+from pillow_heif import HeifImagePlugin  # registers the HEIF opener, as the core does for HEIF uploads
+decoded = {}
+for path in sys.argv[3:]:
+    with Image.open(path) as image:
+        image.load()
+        decoded[path.rsplit("/", 1)[1]] = {
+            "image": [image.format, image.mode, list(image.size)],
+            "colours": len(image.getcolors(maxcolors=1 << 16) or ()),
+        }
 print(json.dumps({
     "pil_file": Image.__file__,
     "version": Image.__version__,
@@ -147,13 +183,20 @@ print(json.dumps({
     "webp": features.check("webp"),
     "freetype2": features.check("freetype2"),
     "avif": features.check("avif"),
+    "decoded": decoded,
+    "heif_files": [sys.modules[name].__file__ for name in ("pillow_heif", "_pillow_heif")],
+    "libheif": sys.modules["pillow_heif"].libheif_info(),
 }))
 """
 
 
-def test_layer_pil_loads_alone_and_round_trips_every_accepted_format(unzipped_layer, lambda_python):
+def test_layer_pil_loads_alone_round_trips_every_accepted_format_and_decodes_heif_and_avif(
+    unzipped_layer, lambda_python
+):
+    decoded_files = [str(DATA_DIR / name) for name in DECODED_FILES]
+    probe = [lambda_python, "-I", "-S", "-c", _PIL_PROBE, str(unzipped_layer), ",".join(KEPT_FORMATS)]
     result = subprocess.run(
-        [lambda_python, "-I", "-S", "-c", _PIL_PROBE, str(unzipped_layer), ",".join(KEPT_FORMATS)],
+        [*probe, *decoded_files],
         capture_output=True,
         text=True,
         timeout=120,
@@ -168,7 +211,12 @@ def test_layer_pil_loads_alone_and_round_trips_every_accepted_format(unzipped_la
     assert report["formats"] == {name: [name, [40, 30]] for name in KEPT_FORMATS}
     assert report["webp"] is True
     assert report["freetype2"] is False
-    assert report["avif"] is False
+    assert report["avif"] is True
+    assert {name: found["image"] for name, found in report["decoded"].items()} == DECODED_FILES
+    # Decoded pictures, not a blank canvas of the right size.
+    assert all(found["colours"] > 100 for found in report["decoded"].values()), report["decoded"]
+    assert all(path.startswith(str(unzipped_layer) + "/") for path in report["heif_files"])
+    assert "libde265" in str(report["libheif"]["decoders"])
 
 
 _CORE_PROBE = """

@@ -7,7 +7,7 @@ PYTHON ?= $(shell command -v python3.13 2>/dev/null || echo $(HOME)/.pyenv/versi
 VENV := .venv
 TOX := $(VENV)/bin/tox
 
-.PHONY: help bootstrap browser demo stop localstack test unit lint integration package layer fuzz bench golden golden-report golden-accept fixtures lock clean
+.PHONY: help bootstrap browser demo stop localstack test unit corpus lint integration package layer fuzz bench memory gif-palettes golden golden-report golden-accept fixtures lock clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -31,11 +31,14 @@ stop: ## stop the LocalStack that `make demo ARGS=--keep` or `make localstack` l
 localstack: ## start host-mode LocalStack on 127.0.0.1:4566 and leave it running
 	$(PYTHON) localstack/server.py start
 
-test: bootstrap browser ## run every test environment (lint, unit, golden-report, package, integration)
-	$(TOX) run -e lint,unit,golden-report,package,integration
+test: bootstrap browser ## run every test environment (lint, unit, corpus, golden-report, package, integration)
+	$(TOX) run -e lint,unit,corpus,golden-report,package,integration
 
 unit: bootstrap ## unit tests only (no network, moto's S3)
 	$(TOX) run -e unit
+
+corpus: bootstrap ## fetch the third-party image corpus (cached) and run the differential test (tox -e corpus)
+	$(TOX) run -e corpus
 
 lint: bootstrap ## ruff lint and format check
 	$(TOX) run -e lint
@@ -55,6 +58,9 @@ fuzz: bootstrap ## long fuzz run of the core (EXAMPLES per file and mutation, de
 bench: bootstrap ## benchmark vs the guide and libvips -> build/bench/results.md (QUICK=1: under 3 min)
 	$(TOX) run -e bench -- $(if $(QUICK),--quick) $(BENCH_ARGS)
 
+memory: bootstrap ## worst-case memory at the limits, memorySize -> build/memory-search/results.md (QUICK=1, REV=HEAD)
+	$(TOX) run -e memory -- $(if $(QUICK),--quick) $(if $(REV),--revision $(REV)) $(MEMORY_ARGS)
+
 golden: bootstrap ## compare thumbnails with the goldens (review: build/golden-review/index.html)
 	$(TOX) run -e unit -- -m golden
 
@@ -63,6 +69,9 @@ golden-report: bootstrap ## review report of the current core vs the goldens, wi
 
 golden-accept: bootstrap ## accept the core's thumbnails as goldens (NAMES="a.jpg b.png"; none = all)
 	$(TOX) exec -e unit -- python tools/golden.py accept $(NAMES)
+
+gif-palettes: bootstrap ## luma SSIM of GIF palette methods (octree, median cut, the guide's) on 14 GIFs
+	$(TOX) exec -e unit -- python bench/gif_palettes.py
 
 fixtures: bootstrap ## regenerate fixtures/images from fixtures/make_fixtures.py
 	$(TOX) exec -e unit -- python fixtures/make_fixtures.py

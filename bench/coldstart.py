@@ -100,12 +100,10 @@ def prepare(before_core: Path | None = None) -> dict[str, Layout]:
     for name in ("as-shipped", "no-bytecode", "before") if before_core else ("as-shipped", "no-bytecode"):
         base = WORK_DIR / name
         task = base / "task"
-        (task / "thumbnailer").mkdir(parents=True)
+        task.mkdir(parents=True)
         shutil.copy2(REPO_ROOT / "handler.py", task / "handler.py")
-        for module in (REPO_ROOT / "thumbnailer").glob("*.py"):
-            shutil.copy2(module, task / "thumbnailer" / module.name)
-        if name == "before":
-            shutil.copy2(before_core, task / "thumbnailer" / "core.py")
+        package = before_core / "thumbnailer" if name == "before" else REPO_ROOT / "thumbnailer"
+        shutil.copytree(package, task / "thumbnailer", ignore=shutil.ignore_patterns("__pycache__"))
         with zipfile.ZipFile(LAYER_ZIP) as archive:
             archive.extractall(base / "opt")
         if name == "no-bytecode":

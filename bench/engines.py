@@ -12,10 +12,11 @@
 from __future__ import annotations
 
 import functools
-import importlib.util
+import importlib
 import io
 import logging
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -78,10 +79,10 @@ def vips_unavailable() -> str | None:
 
 
 def get(name: str, core_path: Path | None = None) -> Engine:
-    """The engine called `name` (one of NAMES); `ours-before` needs the old core's `core_path`."""
+    """The engine called `name` (one of NAMES); `ours-before` needs the folder of the old package."""
     if name == "ours-before":
         if core_path is None:
-            raise ValueError("ours-before needs the path of the earlier core.py")
+            raise ValueError("ours-before needs the folder holding the earlier thumbnailer/ package")
         make_thumbnail = _load_core(str(core_path)).make_thumbnail
 
         def ours_before(data: bytes) -> bytes:
@@ -94,12 +95,28 @@ def get(name: str, core_path: Path | None = None) -> Engine:
 
 
 @functools.cache
-def _load_core(path: str):
-    """Import a core.py file under its own module name, next to the current thumbnailer.core."""
-    spec = importlib.util.spec_from_file_location(f"core_before_{abs(hash(path))}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _load_core(folder: str):
+    """thumbnailer.core from the package under `folder`, imported beside the current package.
+
+    The earlier package's modules import each other as `thumbnailer.*`: they are imported with
+    the current package set aside, then the current one is put back. Their functions keep their
+    own modules' globals, so both stay usable.
+    """
+
+    def package_modules() -> dict:
+        return {n: m for n, m in sys.modules.items() if n == "thumbnailer" or n.startswith("thumbnailer.")}
+
+    current = package_modules()
+    for name in current:
+        del sys.modules[name]
+    sys.path.insert(0, folder)
+    try:
+        return importlib.import_module("thumbnailer.core")
+    finally:
+        sys.path.remove(folder)
+        for name in package_modules():
+            del sys.modules[name]
+        sys.modules.update(current)
 
 
 def warm_imports(name: str, core_path: Path | None = None) -> None:
@@ -109,13 +126,22 @@ def warm_imports(name: str, core_path: Path | None = None) -> None:
     Image.preinit()
     Image.init()  # the guide's Image.open imports every plugin on its first WebP anyway
     if name == "ours":
-        from thumbnailer import fastpaths
-
-        fastpaths._libwebp()
+        _load_libwebp()
     elif name == "ours-before" and core_path is not None:
         _load_core(str(core_path))
     elif name == "vips":
         import pyvips  # noqa: F401
+
+
+def _load_libwebp() -> None:
+    """Load the libwebp the core's WebP path calls (thumbnailer.decoders.webp; earlier, fastpaths)."""
+    for module_name in ("thumbnailer.decoders.webp", "thumbnailer.fastpaths"):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        module._libwebp()
+        return
 
 
 def versions() -> dict[str, str]:

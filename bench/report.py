@@ -6,6 +6,7 @@ import json
 import math
 import os
 import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,9 @@ S3_PUT_USD = 0.005 / 1000
 # Lambda gives a function one full vCPU at 1769 MB and a proportional share below.
 FULL_VCPU_MB = 1769
 MiB = 1024 * 1024
+MAX_SOURCE_MIB = 50.0  # MAX_SOURCE_BYTES: the source's bytes are held while its thumbnail is made
+HEADROOM = 1.25
+MEMORY_STEP_MB = 64
 
 
 def machine() -> dict:
@@ -67,24 +71,38 @@ def entry(name: str, unit: str, median: float, *, ratio_to_guide: float | None =
     return item
 
 
-def memory_size(base_rss_mib: float, worst_extra_mib: float, worst_name: str) -> dict:
+def memory_size(
+    base_rss_mib: float, worst_extra_mib: float, worst_name: str, source_mib: float = MAX_SOURCE_MIB
+) -> dict:
     """Lambda memory size from the measured peak on the largest sources the limits allow.
 
     peak = process after import + client (base) + the source bytes held (up to MAX_SOURCE_BYTES,
     50 MiB) + the largest extra a thumbnail took; +25 % headroom (allocator fragmentation, the
-    runtime's own process), rounded up to a multiple of 64 MB.
+    runtime's own process), rounded up to Lambda's 1 MB step (`minimum_mb`) and to a multiple
+    of 64 MB (`memory_size_mb`), a MiB of peak counted as an MB of memory size.
     """
-    source_mib = 50.0
     peak = base_rss_mib + source_mib + worst_extra_mib
-    size = int(math.ceil(peak * 1.25 / 64) * 64)
+    needed = peak * HEADROOM
+    minimum = math.ceil(needed)
+    size = math.ceil(needed / MEMORY_STEP_MB) * MEMORY_STEP_MB
     return {
         "memory_size_mb": size,
+        "minimum_mb": minimum,
+        "peak_mib": round(peak, 1),
         "arithmetic": (
             f"{base_rss_mib:.0f} MiB (process after import + S3 client) + {source_mib:.0f} MiB "
             f"(source bytes, MAX_SOURCE_BYTES) + {worst_extra_mib:.0f} MiB (largest extra: {worst_name}) "
-            f"= {peak:.0f} MiB; x 1.25 headroom = {peak * 1.25:.0f} MiB -> {size} MB (next multiple of 64)"
+            f"= {peak:.0f} MiB; x {HEADROOM} headroom = {needed:.1f} MiB -> {minimum} MB in Lambda's 1 MB "
+            f"steps, {size} MB as the next multiple of {MEMORY_STEP_MB}"
         ),
     }
+
+
+def deployed_memory_mb() -> int | None:
+    """memorySize of the function in serverless.yml (derived by `make memory`)."""
+    text = (Path(__file__).resolve().parents[1] / "serverless.yml").read_text()
+    match = re.search(r"^\s+memorySize:\s*(\d+)", text, re.MULTILINE)
+    return int(match.group(1)) if match else None
 
 
 def cost_per_1000(compute_ms_one_vcpu: float, memory_mb: int) -> dict:
@@ -229,9 +247,11 @@ def markdown(results: dict) -> str:
     derived = results.get("derived", {})
     if derived:
         lines += ["## Memory size and cost", ""]
-        if "memory" in derived:
-            memory = derived["memory"]
-            lines += [f"- Memory size: **{memory['memory_size_mb']} MB**: {memory['arithmetic']}."]
+        if "memory_size_mb" in derived:
+            lines += [
+                f"- Memory size: **{derived['memory_size_mb']} MB**, serverless.yml's, derived from the "
+                "worst case of `make memory` (build/memory-search/results.md)."
+            ]
         if "cost" in derived:
             cost = derived["cost"]
             lines += [

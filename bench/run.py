@@ -3,7 +3,7 @@ size and end-to-end latency on LocalStack. Writes build/bench/results.json and r
 
     python bench/run.py                # full run (about 4 minutes on 2 cores)
     python bench/run.py --quick        # under 3 minutes: fewer files, rounds and uploads
-    python bench/run.py --before HEAD  # adds "ours before": thumbnailer/core.py at that git revision
+    python bench/run.py --before HEAD  # adds "ours before": the thumbnailer package at that git revision
     python bench/run.py --no-cloud     # skip LocalStack (e.g. while another run uses its port)
 
 Timing runs in this process, interleaved (see bench/timing.py); memory, one fresh process per
@@ -15,11 +15,13 @@ numbers are for people to read.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import statistics
 import subprocess
 import sys
+import tarfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,7 +55,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smaller run, under 3 minutes")
     parser.add_argument(
-        "--before", metavar="REV", help="also time thumbnailer/core.py as of this git revision"
+        "--before", metavar="REV", help="also time the thumbnailer package as of this git revision"
     )
     parser.add_argument("--rounds", type=int, help="timing rounds (default 11, quick 3)")
     parser.add_argument("--no-cloud", action="store_true", help="skip the LocalStack part")
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         measurements += _cloud(10 if quick else 20, 20 if quick else 50, skipped)
 
-    results["derived"] = _derived(measurements, quick)
+    results["derived"] = _derived(measurements)
     results["duration_s"] = round(time.monotonic() - started, 1)
     json_path, md_path = report.write(results, args.out)
     LOG.info("wrote %s and %s in %.0f s", json_path, md_path, results["duration_s"])
@@ -120,18 +122,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _before_core(revision: str) -> Path:
-    """thumbnailer/core.py as of `revision` (git show), copied under build/bench/."""
-    text = subprocess.run(
-        ["git", "show", f"{revision}:thumbnailer/core.py"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    path = OUT_DIR / f"core-{revision.replace('/', '_')}.py"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
+    """The folder holding the thumbnailer/ package as of `revision` (git archive), under build/bench/."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", revision], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    target = OUT_DIR / "before" / commit
+    if not (target / "thumbnailer" / "core.py").is_file():
+        target.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", commit, "thumbnailer"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(target, filter="data")
+    return target
 
 
 def _boto3_version() -> dict:
@@ -341,20 +347,9 @@ def _cloud(sequential: int, burst: int, skipped: list) -> list[dict]:
     ]
 
 
-def _derived(measurements: list[dict], quick: bool) -> dict:
-    """Memory size from the worst measured peak of ours, and the cost per 1000 thumbnails."""
-    derived = {}
-    ours_memory = [
-        m
-        for m in measurements
-        if m.get("group") == "memory" and m["engine"] == "ours" and m["median"] is not None
-    ]
-    cold = next((m for m in measurements if m.get("group") == "cold start" and m["variant"] == "ours"), None)
-    if ours_memory and cold:
-        worst = max(ours_memory, key=lambda m: m["median"])
-        derived["memory"] = report.memory_size(cold["rss_mib"], worst["median"], worst["kind"])
-        if quick:
-            derived["memory"]["arithmetic"] += " (quick run: without the 50 MP sources, provisional)"
+def _derived(measurements: list[dict]) -> dict:
+    """The cost per 1000 thumbnails at the deployed memory size (which `make memory` derives)."""
+    derived = {"memory_size_mb": report.deployed_memory_mb()}
     basis = next(
         (
             m
@@ -363,8 +358,8 @@ def _derived(measurements: list[dict], quick: bool) -> dict:
         ),
         None,
     )
-    if basis and "memory" in derived:
-        derived["cost"] = report.cost_per_1000(basis["median"], derived["memory"]["memory_size_mb"])
+    if basis and derived["memory_size_mb"]:
+        derived["cost"] = report.cost_per_1000(basis["median"], derived["memory_size_mb"])
         derived["cost"]["basis"] = basis["kind"]
     return derived
 

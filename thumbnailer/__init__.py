@@ -4,6 +4,7 @@ from thumbnailer.core import Thumbnail, make_thumbnail
 from thumbnailer.errors import (
     CorruptImage,
     EmptySource,
+    ImageTooComplex,
     ImageTooLarge,
     MalformedEvent,
     NotAnImage,
@@ -18,6 +19,7 @@ from thumbnailer.errors import (
 __all__ = [
     "CorruptImage",
     "EmptySource",
+    "ImageTooComplex",
     "ImageTooLarge",
     "MalformedEvent",
     "NotAnImage",

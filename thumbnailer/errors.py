@@ -41,9 +41,15 @@ class UnsupportedImageFormat(PermanentError):
 
 
 class ImageTooLarge(PermanentError):
-    """The header declares more pixels than MAX_SOURCE_PIXELS (decompression-bomb guard)."""
+    """The header declares more pixels than MAX_SOURCE_PIXELS, or a side over 65,535 pixels."""
 
     reason = "too_many_pixels"
+
+
+class ImageTooComplex(PermanentError):
+    """Within the pixel limit, but built to cost far more to decode (a JPEG "scan bomb")."""
+
+    reason = "too_complex"
 
 
 class CorruptImage(PermanentError):

@@ -114,7 +114,7 @@ def process_object(
     try:
         if ref.is_removal:
             return _remove(ref, storage, destination, thumbnail_key, finish)
-        return _create(ref, storage, settings, destination, thumbnail_key, finish, fields)
+        return _create(ref, storage, settings, destination, thumbnail_key, finish, fields, logger)
     except Exception as exc:  # transient: logged once here, raised for Lambda's retry
         finish(logging.ERROR, f"failed, will be retried: {exc}", Outcome("failed"), error=type(exc).__name__)
         raise
@@ -128,6 +128,7 @@ def _create(
     thumbnail_key: str,
     finish,
     fields: dict[str, object],
+    logger: logging.Logger,
 ) -> Outcome:
     """Make and store the thumbnail of a created source; permanent problems are logged, not raised."""
     try:
@@ -139,6 +140,15 @@ def _create(
             max_pixels=settings.max_source_pixels,
             jpeg_quality=settings.jpeg_quality,
         )
+        for failure in thumbnail.fast_path_failures:
+            log(
+                logger,
+                logging.WARNING,
+                f"the {failure.name} fast path failed; the generic path made the thumbnail (a bug to fix)",
+                **fields,
+                fast_path=failure.name,
+                error=failure.error,
+            )
         storage.store(destination, thumbnail_key, thumbnail)
     except SourceMissing as exc:
         return finish(logging.WARNING, f"skipped: {exc}", Outcome("skipped_missing"), reason=exc.reason)

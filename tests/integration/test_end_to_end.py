@@ -6,7 +6,7 @@ import json
 import pytest
 from PIL import Image
 
-from tests.support.fixtures import INVALID_IMAGES, VALID_IMAGES, image_bytes, s3_put_event
+from tests.support.fixtures import INVALID_IMAGES, VALID_IMAGES, display_size, image_bytes, s3_put_event
 from tests.support.golden import assert_matches_golden
 
 pytestmark = pytest.mark.localstack
@@ -24,12 +24,6 @@ def invoke(deployed_stack, aws_client, event) -> tuple[dict, dict]:
         Payload=json.dumps(event).encode(),
     )
     return response, json.loads(response["Payload"].read() or b"null")
-
-
-def display_size(name: str) -> tuple[int, int]:
-    with Image.open(io.BytesIO(image_bytes(name))) as image:
-        w, h = image.size
-        return (h, w) if image.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (w, h)
 
 
 @pytest.mark.parametrize("name", sorted(VALID_IMAGES))

@@ -1,6 +1,7 @@
 """Access to the committed test inputs in fixtures/."""
 
 import copy
+import io
 import json
 from functools import cache
 from pathlib import Path
@@ -32,6 +33,13 @@ VALID_IMAGES = {
     "bmp-rgb.bmp": "PNG",
     "tiff-rgb.tiff": "PNG",
     "tiff-rgba.tiff": "PNG",
+    "tiff-exif-orientation-6.tiff": "PNG",
+    "png-rgb-colour-key.png": "PNG",
+    "heic-hopper.heif": "JPEG",
+    "heic-rgba-29x100.heif": "PNG",
+    "heic-grey-exif-xmp-iptc.heic": "JPEG",
+    "avif-orientation-5.avif": "JPEG",
+    "avif-transparent.avif": "PNG",
     "tiny-1x1.png": "PNG",
     "small-100x50.jpg": "JPEG",
     "exact-128x128.png": "PNG",
@@ -49,6 +57,8 @@ INVALID_IMAGES = {
     "not-an-image.jpg": "not_an_image",
     "decompression-bomb.png": "too_many_pixels",
     "unsupported-format.pcx": "unsupported_format",
+    "jpeg-scan-bomb.jpg": "too_complex",
+    "png-too-wide.png": "too_many_pixels",
 }
 
 
@@ -60,6 +70,18 @@ def _image_bytes(name: str) -> bytes:
 def image_bytes(name: str) -> bytes:
     """The bytes of fixtures/images/<name> (read once per run)."""
     return _image_bytes(name)
+
+
+def display_size(name: str) -> tuple[int, int]:
+    """The size a viewer shows fixtures/images/<name> at (EXIF orientation applied by Pillow)."""
+    from PIL import Image, ImageOps
+
+    from thumbnailer import formats
+
+    data = image_bytes(name)
+    formats.register_decoder(formats.accepted_format(data))  # TIFF, AVIF and HEIF load lazily
+    with Image.open(io.BytesIO(data)) as image:
+        return ImageOps.exif_transpose(image).size
 
 
 def load_event(name: str) -> dict:

@@ -31,7 +31,7 @@ def encoded(image: Image.Image, image_format: str, **options) -> bytes:
     return buffer.getvalue()
 
 
-# Sources big enough for each fast path of thumbnailer/fastpaths.py with the default 128x128 box:
+# Sources big enough for each fast path of thumbnailer/decoders/ with the default 128x128 box:
 # PNG and WebP reduce in the decoder from 4x the box, progressive JPEG drops scans from 16x.
 FAST_PATH_SOURCES = {
     "png-rgb-1200x800.png": lambda: encoded(photo_like((1200, 800)), "PNG"),

@@ -5,12 +5,13 @@ import struct
 import zlib
 
 import pytest
-from PIL import Image, ImageChops, ImageStat
+from PIL import Image, ImageChops, ImageDraw, ImageStat
 
-from tests.support.fixtures import INVALID_IMAGES, VALID_IMAGES, image_bytes
+from tests.support.fixtures import INVALID_IMAGES, VALID_IMAGES, display_size, image_bytes
 from thumbnailer import (
     CorruptImage,
     EmptySource,
+    ImageTooComplex,
     ImageTooLarge,
     NotAnImage,
     PermanentError,
@@ -27,19 +28,10 @@ def decode(thumbnail) -> Image.Image:
     return image
 
 
-def source_display_size(name: str) -> tuple[int, int]:
-    """The source's size as a viewer shows it (EXIF rotation applied)."""
-    with Image.open(io.BytesIO(image_bytes(name))) as image:
-        width, height = image.size
-        if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):
-            return height, width
-        return width, height
-
-
 @pytest.mark.parametrize("name", sorted(VALID_IMAGES))
 def test_thumbnail_fits_box_keeps_aspect_and_never_upscales(name):
     thumbnail = make_thumbnail(image_bytes(name))
-    source_width, source_height = source_display_size(name)
+    source_width, source_height = display_size(name)
 
     assert 1 <= thumbnail.width <= BOX[0]
     assert 1 <= thumbnail.height <= BOX[1]
@@ -107,16 +99,24 @@ def is_bluish(colour) -> bool:
     return blue > 150 and red < 100 and green < 100
 
 
-@pytest.mark.parametrize("orientation", [3, 6, 8])
-def test_exif_orientation_is_applied_so_the_thumbnail_is_upright(orientation):
+@pytest.mark.parametrize(
+    "name",
+    [
+        "jpeg-exif-orientation-3.jpg",
+        "jpeg-exif-orientation-6.jpg",
+        "jpeg-exif-orientation-8.jpg",
+        # Pillow's TIFF loader applies the tag itself: applied again, the picture came out sideways.
+        "tiff-exif-orientation-6.tiff",
+    ],
+)
+def test_exif_orientation_is_applied_once_so_the_thumbnail_is_upright(name):
     # The fixture's upright picture has red in its top-left corner and blue in its bottom-right.
-    name = f"jpeg-exif-orientation-{orientation}.jpg"
     thumbnail = make_thumbnail(image_bytes(name))
     top_left, bottom_right = corner_colours(decode(thumbnail))
 
     assert is_reddish(top_left), top_left
     assert is_bluish(bottom_right), bottom_right
-    display_width, display_height = source_display_size(name)
+    display_width, display_height = display_size(name)
     assert (thumbnail.width > thumbnail.height) == (display_width > display_height)
 
 
@@ -254,3 +254,143 @@ def test_huge_declared_size_is_rejected_as_too_large():
 def test_jpeg_quality_changes_the_output():
     source = image_bytes("jpeg-baseline.jpg")
     assert len(make_thumbnail(source, jpeg_quality=30).data) < len(make_thumbnail(source).data)
+
+
+def opaque_colours(image: Image.Image, min_alpha: int = 1) -> list[tuple[int, int, int]]:
+    """The RGB colour of every pixel at least `min_alpha` opaque."""
+    rgba = image.convert("RGBA")
+    return [pixel[:3] for pixel in rgba.get_flattened_data() if pixel[3] >= min_alpha]
+
+
+def is_magenta_tinted(colour) -> bool:
+    red, green, blue = colour
+    return red - green > 60 and blue - green > 60
+
+
+def test_colour_key_becomes_transparency_without_a_fringe():
+    # A tRNS colour key on an RGB PNG: the magenta key must become transparent before filtering;
+    # blended by the resize, it showed as a magenta fringe (and the key itself as a magenta block).
+    written = decode(make_thumbnail(image_bytes("png-rgb-colour-key.png")))
+
+    assert written.mode == "RGBA"
+    assert written.getchannel("A").getextrema() == (0, 255)
+    assert not [c for c in opaque_colours(written) if is_magenta_tinted(c)]
+
+
+def keyed_source(mode: str, key: int, size=(400, 300)) -> bytes:
+    """A `mode` PNG whose background is the tRNS key `key` around an opaque mid-grey disc."""
+    grey = {"1": 1, "L": 128, "I;16": 32896}[mode]
+    image = Image.new("I" if mode == "I;16" else mode, size, key)
+    ImageDraw.Draw(image).ellipse((50, 50, 350, 250), fill=grey)
+    if mode == "I;16":
+        image = image.convert("I;16")
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", transparency=key)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("mode", "key"), [("L", 255), ("1", 0), ("I;16", 65535)])
+def test_colour_key_of_greyscale_1_bit_and_16_bit_pngs_becomes_transparency(mode, key):
+    source = keyed_source(mode, key)
+    with Image.open(io.BytesIO(source)) as opened:
+        assert (opened.mode, opened.info["transparency"]) == (mode, key)  # the case under test
+
+    written = decode(make_thumbnail(source))
+
+    assert written.mode == "LA"
+    assert written.getchannel("A").getextrema() == (0, 255)
+    # Visible pixels keep the disc's grey (white for 1-bit) up to Lanczos ringing at the edge,
+    # which measures up to 13 levels; blended with the key, a half-covered edge pixel is halfway
+    # to the key's level (about 60 levels away).
+    visible = {colour[0] for colour in opaque_colours(written, min_alpha=64)}
+    expected = {"1": 255, "L": 128, "I;16": 128}[mode]
+    assert max(abs(level - expected) for level in visible) <= 20, sorted(visible)
+
+
+def test_unrecognised_bytes_never_reach_a_decoder(monkeypatch):
+    opened = []
+    monkeypatch.setattr(Image, "open", lambda *args, **kwargs: opened.append(kwargs) or pytest.fail("opened"))
+
+    for data in (b"8BPS\x00\x01" + bytes(64), image_bytes("unsupported-format.pcx"), b"plain text, no image"):
+        with pytest.raises((UnsupportedImageFormat, NotAnImage)):
+            make_thumbnail(data)
+
+    assert opened == []
+
+
+def test_an_accepted_signature_is_parsed_by_that_format_s_decoder_alone(monkeypatch):
+    real_open = Image.open
+    formats_asked = []
+
+    def spy(fp, mode="r", formats=None):
+        formats_asked.append(formats)
+        return real_open(fp, mode, formats)
+
+    monkeypatch.setattr(Image, "open", spy)
+    make_thumbnail(image_bytes("png-rgb.png"))
+    make_thumbnail(image_bytes("heic-hopper.heif"))
+
+    assert formats_asked == [("PNG",), ("HEIF",)]
+
+
+def test_psd_is_named_from_its_signature():
+    with pytest.raises(UnsupportedImageFormat, match="PSD images are not accepted"):
+        make_thumbnail(b"8BPS\x00\x01" + bytes(64))
+
+
+@pytest.mark.parametrize(("width", "accepted"), [(65_535, True), (65_536, False)])
+def test_longest_side_limit(width, accepted):
+    row = b"\x00" + b"\xff" * width
+    png = png_header_only(width, 1)[:33] + png_chunk(b"IDAT", zlib.compress(row)) + png_chunk(b"IEND", b"")
+    if accepted:
+        assert (make_thumbnail(png).width, make_thumbnail(png).height) == (128, 1)
+    else:
+        with pytest.raises(ImageTooLarge, match="a side longer than 65535 pixels"):
+            make_thumbnail(png)
+
+
+def png_chunk(kind: bytes, payload: bytes) -> bytes:
+    body = kind + payload
+    return struct.pack(">I", len(payload)) + body + struct.pack(">I", zlib.crc32(body))
+
+
+def with_empty_scans(scans: int) -> bytes:
+    """A 64x64 progressive JPEG followed by extra AC scans of its luma that carry nothing."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 40, 40)).save(buffer, "JPEG", progressive=True)
+    data = buffer.getvalue()
+    eob_table = b"\xff\xc4\x00\x14\x10\x01" + bytes(15) + b"\x00"  # code '0' = end of band
+    empty_scan = b"\xff\xda\x00\x08\x01\x01\x00\x01\x3f\x00" + b"\x00" * 8  # 64 blocks, one bit each
+    existing = data.count(b"\xff\xda")
+    return data[:-2] + eob_table + empty_scan * (scans - existing) + b"\xff\xd9"
+
+
+def test_jpeg_scan_limit():
+    assert make_thumbnail(with_empty_scans(256)).width == 64
+    with pytest.raises(ImageTooComplex, match="257 scans, more than the limit of 256"):
+        make_thumbnail(with_empty_scans(257))
+
+
+def test_padding_between_scans_cannot_hide_them_from_the_count():
+    # libjpeg skips stray bytes up to the next marker ("extraneous bytes" warning), so must the count.
+    data = with_empty_scans(300).replace(b"\xff\xda", b"junk\xff\xda")
+    with pytest.raises(ImageTooComplex):
+        make_thumbnail(data)
+
+
+@pytest.mark.parametrize(
+    ("name", "output", "mode"),
+    [
+        ("heic-hopper.heif", "JPEG", "RGB"),
+        ("heic-grey-exif-xmp-iptc.heic", "JPEG", "L"),
+        ("heic-rgba-29x100.heif", "PNG", "RGBA"),
+        ("avif-orientation-5.avif", "JPEG", "RGB"),
+        ("avif-transparent.avif", "PNG", "RGBA"),
+    ],
+)
+def test_heif_and_avif_become_jpeg_or_with_alpha_png(name, output, mode):
+    thumbnail = make_thumbnail(image_bytes(name))
+    written = decode(thumbnail)
+
+    assert thumbnail.source_format == {"heic": "HEIF", "avif": "AVIF"}[name[:4]]
+    assert (written.format, written.mode) == (output, mode)

@@ -48,7 +48,14 @@ DEADLINE = timedelta(seconds=5)
 # needs a few hundred MB (measured peak in the report); a missing pixel guard would need gigabytes.
 RSS_LIMIT_MB = 1024
 SETTINGS = Settings()  # the deployed defaults: 128x128, MAX_SOURCE_PIXELS 50,000,000
-DOCUMENTED_REASONS = {"empty", "not_an_image", "unsupported_format", "too_many_pixels", "corrupt"}
+DOCUMENTED_REASONS = {
+    "empty",
+    "not_an_image",
+    "unsupported_format",
+    "too_many_pixels",
+    "too_complex",
+    "corrupt",
+}
 REPORT = Path(__file__).resolve().parents[2] / "build" / "fuzz" / "report.json"
 HEADER_BYTES = 128
 CORE_FILE = thumbnailer.core.__file__
@@ -223,6 +230,8 @@ def size_fields(data: bytes) -> SIZE_FIELDS:
         }.get(data[12:16], ())
     if data[:4] in (b"II*\x00", b"MM\x00*"):
         return _tiff_fields(data)
+    if data[4:8] == b"ftyp" and (ispe := data.find(b"ispe")) > 0 and ispe + 16 <= len(data):
+        return ((ispe + 8, 4, "big"), (ispe + 12, 4, "big"))  # HEIF/AVIF: the first image's ispe box
     if data[:1] == b"\x0a" and len(data) >= 12:  # PCX: xmin, ymin, xmax, ymax
         return ((4, 2, "little"), (6, 2, "little"), (8, 2, "little"), (10, 2, "little"))
     return ()
@@ -317,7 +326,7 @@ def _fast_path_source(name: str) -> bytes:
 @settings(FUZZ_SETTINGS, max_examples=max(EXAMPLES // 2, 1))
 @given(data=st.data())
 def test_mutated_large_source_through_the_fast_paths(name, kind, data):
-    # The fixtures are too small for thumbnailer/fastpaths.py (its own bitstream parsing and the
+    # The fixtures are too small for thumbnailer/decoders/ (its own bitstream parsing and the
     # ctypes libwebp decode); these generated sources reach it.
     mutated = data.draw(MUTATIONS[kind](_fast_path_source(name)), label=f"{kind} of {name}")
     check(kind, name, mutated)
@@ -347,6 +356,8 @@ LIMIT_CASES = {
     "jpeg-under-limit": ("jpeg-baseline.jpg", 7071, 7071),
     "tiff-under-limit": ("tiff-rgb.tiff", 7071, 7071),
     "webp-under-limit": ("webp-alpha.webp", 7071, 7071),
+    "heif-under-limit": ("heic-hopper.heif", 7071, 7071),
+    "avif-under-limit": ("avif-transparent.avif", 7071, 7071),
 }
 
 

@@ -96,6 +96,31 @@ def test_log_line_carries_bucket_key_sizes_duration_and_outcome(s3, handler, log
     assert line["thumbnail_key"] == "thumbnails/photos/jpeg-baseline.jpg"
 
 
+def test_a_failing_fast_path_logs_a_warning_and_the_upload_still_gets_its_thumbnail(
+    s3, handler, log_lines, monkeypatch
+):
+    from thumbnailer import core
+    from thumbnailer.decoders import FAST_PATHS, FastPath
+
+    def broken(image, data, box):
+        raise IndexError("a bug in the optimisation")
+
+    monkeypatch.setattr(core, "FAST_PATHS", tuple(FastPath(p.name, p.formats, broken) for p in FAST_PATHS))
+    upload(s3, "photos/png-rgb.png", "png-rgb.png")
+
+    result = handler.lambda_handler(s3_put_event(BUCKET, "photos/png-rgb.png"), LambdaContext())
+
+    assert result["outcomes"] == {"created": 1}
+    warning, created = log_lines()
+    assert (warning["level"], warning["key"], warning["fast_path"]) == (
+        "WARNING",
+        "photos/png-rgb.png",
+        "png-strips",
+    )
+    assert warning["error"] == "IndexError: a bug in the optimisation"
+    assert created["outcome"] == "created"
+
+
 def test_recursion_guard_skips_keys_under_the_prefix(s3, handler, log_lines):
     upload(s3, "thumbnails/photos/x.jpg", "jpeg-baseline.jpg")
 

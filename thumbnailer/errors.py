@@ -2,7 +2,8 @@
 
 `PermanentError` means the input itself is bad: retrying cannot help, so the handler logs the
 record and moves on. Every other exception is treated as transient and re-raised (after the
-other records of the event are done) so that Lambda's asynchronous retry runs.
+other records of the event are done) so that Lambda's asynchronous retry runs. Malformed events
+are neither: they are logged and dropped (see pipeline.py).
 """
 
 
@@ -58,14 +59,26 @@ class CorruptImage(PermanentError):
     reason = "corrupt"
 
 
-class SourceMissing(PermanentError):
-    """The object named by the event no longer exists (deleted before the function ran)."""
+class KeyTooLong(PermanentError):
+    """The thumbnail's key would pass S3's limit of 1,024 bytes (UTF-8)."""
 
-    reason = "missing"
+    reason = "key_too_long"
 
 
-class MalformedEvent(ThumbnailerError, ValueError):
-    """The Lambda event is not an S3 event notification, or a record lacks a required field."""
+class PermanentS3Error(PermanentError):
+    """S3 refused a request for what it is (a key too long, an invalid argument): no retry helps."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+class DeadlineExceeded(ThumbnailerError):
+    """Too little of the invocation's time is left for the next S3 call (transient: retried)."""
+
+
+class SourceKeptChanging(ThumbnailerError):
+    """The source changed during every round of work on it (transient: retried)."""
 
 
 class RecordsFailed(ThumbnailerError):

@@ -1,9 +1,15 @@
 """What happens to one Lambda event: every record tried, outcomes logged, failures sorted.
 
-Creations get a thumbnail, removals lose theirs. Permanent problems (bad image, missing
-object, recursion) are logged and skipped. Any other exception is treated as transient: the
+Creations and removals both make the thumbnail match the source as it is *now*: a thumbnail of
+its current version, or none when it is gone or rejected. Lambda runs invocations for one key
+concurrently and in any order, so the event only says which key to look at, and each write is
+followed by a re-read of the source's ETag: if the source changed meanwhile, the work is done
+again on the new version (`reconcile`). Whichever invocation writes last has then seen the
+final source, so no interleaving leaves an orphan, a missing or a stale thumbnail.
+
+Permanent problems (bad image, key too long) are logged and skipped. A malformed event or record
+is logged and dropped: it is the same on every retry. Any other exception is transient: the
 remaining records still run, then RecordsFailed is raised so that Lambda retries the event.
-Re-processing is harmless: output is deterministic and deleting a missing key succeeds.
 """
 
 import logging
@@ -14,26 +20,39 @@ from typing import Protocol
 
 from thumbnailer.core import Thumbnail, make_thumbnail
 from thumbnailer.errors import (
-    MalformedEvent,
+    EmptySource,
+    KeyTooLong,
     PermanentError,
     RecordsFailed,
-    SourceMissing,
+    SourceKeptChanging,
+    SourceTooLarge,
 )
 from thumbnailer.events import S3ObjectRef, parse_event
 from thumbnailer.logs import log
 from thumbnailer.settings import Settings
 
+# S3's limit on a key's length, in UTF-8 bytes.
+MAX_KEY_BYTES = 1024
+# Rounds of work on a source that keeps changing before the record is left to Lambda's retry.
+MAX_ROUNDS = 3
+
+
+class SourceObject(Protocol):
+    etag: str
+    size: int
+    data: bytes | None
+
 
 class Storage(Protocol):
-    """What the pipeline needs from object storage (S3Storage, or a stub in tests)."""
+    """What the pipeline needs from object storage (S3Storage.within(deadline), or a stub in tests)."""
 
-    def fetch(self, bucket: str, key: str, max_bytes: int) -> bytes: ...
+    def fetch(self, bucket: str, key: str, max_bytes: int) -> SourceObject | None: ...
 
-    def exists(self, bucket: str, key: str) -> bool: ...
+    def etag(self, bucket: str, key: str) -> str | None: ...
 
     def delete(self, bucket: str, key: str) -> None: ...
 
-    def store(self, bucket: str, key: str, thumbnail: Thumbnail) -> None: ...
+    def store(self, bucket: str, key: str, thumbnail: Thumbnail, source_etag: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -41,7 +60,6 @@ class Outcome:
     """What happened to one object; `name` is the `outcome` field of its log line."""
 
     name: str
-    thumbnail_key: str | None = None
 
 
 def handle_event(
@@ -58,6 +76,18 @@ def handle_event(
         return {"records": 0, "outcomes": {}}
 
     outcomes: Counter[str] = Counter()
+    for problem in parsed.malformed:
+        outcomes["malformed"] += 1
+        log(
+            logger,
+            logging.ERROR,
+            f"malformed, dropped (a retry would get the same event): {problem.message}",
+            outcome="malformed",
+            reason="malformed_event",
+            where=problem.where,
+            field=problem.field,
+            request_id=request_id,
+        )
     failures: list[tuple[S3ObjectRef, Exception]] = []
     for ref in parsed.objects:
         try:
@@ -66,14 +96,12 @@ def handle_event(
             outcomes["failed"] += 1
             failures.append((ref, exc))
 
-    if parsed.malformed:
-        raise MalformedEvent("; ".join(parsed.malformed))
     if failures:
         summary = "; ".join(f"s3://{r.bucket}/{r.key}: {type(e).__name__}: {e}" for r, e in failures)
         raise RecordsFailed(
             f"{len(failures)} of {len(parsed.objects)} records failed and will be retried: {summary}"
         ) from failures[0][1]
-    return {"records": len(parsed.objects), "outcomes": dict(outcomes)}
+    return {"records": len(parsed.objects) + len(parsed.malformed), "outcomes": dict(outcomes)}
 
 
 def process_object(
@@ -85,8 +113,8 @@ def process_object(
 ) -> Outcome:
     """Act on one record, logging one JSON line with the outcome.
 
-    A created object gets its thumbnail; a removed object loses its thumbnail. Keys under the
-    thumbnail prefix are skipped either way (the recursion guard), other events are ignored.
+    Keys under the thumbnail prefix are skipped (the recursion guard), records that neither
+    create nor remove are ignored; for the others the thumbnail is made to match the source.
     """
     started = time.perf_counter()
     fields: dict[str, object] = {
@@ -96,9 +124,21 @@ def process_object(
         "request_id": request_id,
     }
 
+    requests_before = getattr(storage, "requests", 0)
+
     def finish(level: int, message: str, outcome: Outcome, **extra: object) -> Outcome:
         duration_ms = round((time.perf_counter() - started) * 1000, 1)
-        log(logger, level, message, **fields, outcome=outcome.name, duration_ms=duration_ms, **extra)
+        s3_requests = getattr(storage, "requests", 0) - requests_before
+        log(
+            logger,
+            level,
+            message,
+            **fields,
+            outcome=outcome.name,
+            duration_ms=duration_ms,
+            s3_requests=s3_requests,
+            **extra,
+        )
         return outcome
 
     if not (ref.is_creation or ref.is_removal):
@@ -111,35 +151,68 @@ def process_object(
         )
     destination = settings.destination_bucket(ref.bucket)
     thumbnail_key = settings.prefix + ref.key
+    fields.update(thumbnail_bucket=destination, thumbnail_key=thumbnail_key)
     try:
-        if ref.is_removal:
-            return _remove(ref, storage, destination, thumbnail_key, finish)
-        return _create(ref, storage, settings, destination, thumbnail_key, finish, fields, logger)
+        if len(thumbnail_key.encode()) > MAX_KEY_BYTES:
+            raise KeyTooLong(
+                f"the thumbnail key would be {len(thumbnail_key.encode())} bytes, more than S3's "
+                f"{MAX_KEY_BYTES}; shorten the source key or THUMBNAIL_PREFIX"
+            )
+        result = reconcile(ref, storage, settings, destination, thumbnail_key, logger, fields)
+    except PermanentError as exc:
+        return finish(
+            logging.ERROR,
+            f"rejected: {exc}",
+            Outcome("rejected"),
+            reason=exc.reason,
+            error=type(exc).__name__,
+        )
     except Exception as exc:  # transient: logged once here, raised for Lambda's retry
         finish(logging.ERROR, f"failed, will be retried: {exc}", Outcome("failed"), error=type(exc).__name__)
         raise
+    return finish(result.level, result.message, Outcome(result.outcome), **result.fields)
 
 
-def _create(
+@dataclass(frozen=True)
+class Result:
+    """How `reconcile` left the thumbnail, for the record's log line."""
+
+    outcome: str
+    level: int
+    message: str
+    fields: dict
+
+
+def reconcile(
     ref: S3ObjectRef,
     storage: Storage,
     settings: Settings,
     destination: str,
     thumbnail_key: str,
-    finish,
-    fields: dict[str, object],
     logger: logging.Logger,
-) -> Outcome:
-    """Make and store the thumbnail of a created source; permanent problems are logged, not raised."""
-    try:
+    fields: dict,
+) -> Result:
+    """Make the thumbnail match the source as it is now, whatever the event said happened.
+
+    Each round reads the source, then writes its thumbnail or deletes a thumbnail that must not
+    be there, then re-reads the source's ETag: if the source changed or vanished in between,
+    another round follows. Costs one HEAD per record over the GET and the PUT or DELETE.
+    """
+    for _ in range(MAX_ROUNDS):
         source = storage.fetch(ref.bucket, ref.key, settings.max_source_bytes)
-        fields["source_bytes"] = len(source)
-        thumbnail = make_thumbnail(
-            source,
-            max_size=settings.max_size,
-            max_pixels=settings.max_source_pixels,
-            jpeg_quality=settings.jpeg_quality,
-        )
+        if source is None:
+            storage.delete(destination, thumbnail_key)
+            if storage.etag(ref.bucket, ref.key) is None:
+                return _gone(ref)
+            continue
+        fields["source_bytes"] = source.size
+        try:
+            thumbnail = _thumbnail(source, settings)
+        except PermanentError:
+            storage.delete(destination, thumbnail_key)  # a thumbnail of an earlier version must go too
+            if storage.etag(ref.bucket, ref.key) == source.etag:
+                raise
+            continue
         for failure in thumbnail.fast_path_failures:
             log(
                 logger,
@@ -149,54 +222,50 @@ def _create(
                 fast_path=failure.name,
                 error=failure.error,
             )
-        storage.store(destination, thumbnail_key, thumbnail)
-    except SourceMissing as exc:
-        return finish(logging.WARNING, f"skipped: {exc}", Outcome("skipped_missing"), reason=exc.reason)
-    except PermanentError as exc:
-        return finish(
-            logging.ERROR,
-            f"rejected: {exc}",
-            Outcome("rejected"),
-            reason=exc.reason,
-            error=type(exc).__name__,
-        )
-    return finish(
-        logging.INFO,
-        "thumbnail created",
-        Outcome("created", thumbnail_key),
-        thumbnail_bucket=destination,
-        thumbnail_key=thumbnail_key,
-        source_format=thumbnail.source_format,
-        source_width=thumbnail.source_width,
-        source_height=thumbnail.source_height,
-        thumbnail_bytes=len(thumbnail.data),
-        thumbnail_format=thumbnail.format,
-        content_type=thumbnail.content_type,
-        width=thumbnail.width,
-        height=thumbnail.height,
+        storage.store(destination, thumbnail_key, thumbnail, source.etag)
+        if storage.etag(ref.bucket, ref.key) == source.etag:
+            return _made(ref, thumbnail)
+    raise SourceKeptChanging(
+        f"s3://{ref.bucket}/{ref.key} changed during each of {MAX_ROUNDS} rounds of work"
     )
 
 
-def _remove(ref: S3ObjectRef, storage: Storage, destination: str, thumbnail_key: str, finish) -> Outcome:
-    """Delete the thumbnail of a removed source, unless the source exists again.
-
-    Delete and re-upload of one key can be delivered in either order; a source that exists
-    when the delete event runs was uploaded again, and its own creation event owns the
-    thumbnail. Deleting a thumbnail that does not exist succeeds, so replays are harmless.
-    """
-    if storage.exists(ref.bucket, ref.key):
-        return finish(
-            logging.INFO,
-            "thumbnail kept: the source exists again (uploaded after this delete)",
-            Outcome("kept_source_exists", thumbnail_key),
-            thumbnail_bucket=destination,
-            thumbnail_key=thumbnail_key,
-        )
-    storage.delete(destination, thumbnail_key)
-    return finish(
-        logging.INFO,
-        "thumbnail deleted",
-        Outcome("thumbnail_deleted", thumbnail_key),
-        thumbnail_bucket=destination,
-        thumbnail_key=thumbnail_key,
+def _thumbnail(source: SourceObject, settings: Settings) -> Thumbnail:
+    if source.data is None:
+        raise SourceTooLarge(f"{source.size} bytes is more than the limit of {settings.max_source_bytes}")
+    if not source.data:
+        raise EmptySource("the object is empty (0 bytes)")
+    return make_thumbnail(
+        source.data,
+        max_size=settings.max_size,
+        max_pixels=settings.max_source_pixels,
+        jpeg_quality=settings.jpeg_quality,
     )
+
+
+def _gone(ref: S3ObjectRef) -> Result:
+    if ref.is_removal:
+        return Result("thumbnail_deleted", logging.INFO, "thumbnail deleted", {})
+    return Result(
+        "skipped_missing",
+        logging.WARNING,
+        "skipped: the source no longer exists (deleted after this upload); no thumbnail left for it",
+        {"reason": "missing"},
+    )
+
+
+def _made(ref: S3ObjectRef, thumbnail: Thumbnail) -> Result:
+    details = {
+        "source_format": thumbnail.source_format,
+        "source_width": thumbnail.source_width,
+        "source_height": thumbnail.source_height,
+        "thumbnail_bytes": len(thumbnail.data),
+        "thumbnail_format": thumbnail.format,
+        "content_type": thumbnail.content_type,
+        "width": thumbnail.width,
+        "height": thumbnail.height,
+    }
+    if ref.is_removal:
+        message = "thumbnail kept: the source exists again (uploaded after this removal), made anew from it"
+        return Result("kept_source_exists", logging.INFO, message, details)
+    return Result("created", logging.INFO, "thumbnail created", details)

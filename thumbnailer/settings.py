@@ -17,6 +17,9 @@ THUMBNAIL_JPEG_QUALITY = "THUMBNAIL_JPEG_QUALITY"
 LOG_LEVEL = "LOG_LEVEL"
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# Pillow refuses to decode more pixels than twice its MAX_IMAGE_PIXELS (DecompressionBombError),
+# whatever MAX_SOURCE_PIXELS says; a larger setting would promise what the decoder never does.
+DECODER_MAX_PIXELS = 2 * (1024 * 1024 * 1024 // 4 // 3)
 
 
 class SettingsError(ValueError):
@@ -50,10 +53,12 @@ class Settings:
         """Build settings from an environment mapping; raise SettingsError naming the bad variable."""
         defaults = cls()
         prefix = environ.get(THUMBNAIL_PREFIX, defaults.prefix)
-        if not prefix.strip("/"):
+        if not prefix.strip("/") or not prefix.endswith("/") or prefix.startswith("/"):
             raise SettingsError(
-                f"{THUMBNAIL_PREFIX} must name a folder such as 'thumbnails/', got {prefix!r}: "
-                "an empty prefix would make every thumbnail trigger the function again"
+                f"{THUMBNAIL_PREFIX} must name a folder and end with '/', such as 'thumbnails/', got "
+                f"{prefix!r}: without the '/', 'thumbs' would also claim the upload 'thumbsup.jpg' (and "
+                "skip it forever as a thumbnail), and an empty prefix would make every thumbnail trigger "
+                "the function again"
             )
         log_level = environ.get(LOG_LEVEL, defaults.log_level).upper()
         if log_level not in _LOG_LEVELS:
@@ -64,7 +69,9 @@ class Settings:
             prefix=prefix,
             bucket=environ.get(THUMBNAIL_BUCKET) or None,
             max_source_bytes=_int(environ, MAX_SOURCE_BYTES, defaults.max_source_bytes, 1, 10**10),
-            max_source_pixels=_int(environ, MAX_SOURCE_PIXELS, defaults.max_source_pixels, 1, 10**10),
+            max_source_pixels=_int(
+                environ, MAX_SOURCE_PIXELS, defaults.max_source_pixels, 1, DECODER_MAX_PIXELS
+            ),
             jpeg_quality=_int(environ, THUMBNAIL_JPEG_QUALITY, defaults.jpeg_quality, 1, 95),
             log_level=log_level,
         )

@@ -46,6 +46,8 @@ DEFAULT_PREFIX = "thumbnails/"
 DEFAULT_CONCURRENCY = 4
 DEFAULT_PAGE_SIZE = 1000  # the S3 maximum
 FAILED_SAMPLE = 20
+# --local: the time each object may take, as a function with a 30 s timeout would have it.
+PER_OBJECT_DEADLINE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -175,21 +177,23 @@ class LocalProcessor:
         sys.path.insert(0, str(REPO_ROOT))
         from thumbnailer.logs import get_logger
         from thumbnailer.settings import Settings
-        from thumbnailer.storage import S3Storage, make_client
+        from thumbnailer.storage import S3Storage
 
         settings = Settings.from_env(environ)
         self.settings = replace(settings, prefix=prefix or settings.prefix, bucket=bucket or settings.bucket)
-        self._storage = S3Storage(make_client())
+        self._storage = S3Storage()
         self._logger = get_logger("WARNING")  # per-object lines would drown the progress bar
 
     def __call__(self, bucket: str, source: ObjectInfo) -> Result:
         """Run the pipeline for `source`; a transient failure is reported, not raised."""
         from thumbnailer.events import S3ObjectRef
         from thumbnailer.pipeline import process_object
+        from thumbnailer.storage import Deadline
 
         ref = S3ObjectRef(bucket=bucket, key=source.key, event_name=BACKFILL_EVENT_NAME, size=source.size)
         try:
-            return Result(process_object(ref, self._storage, self.settings, self._logger).name)
+            storage = self._storage.within(Deadline.after(PER_OBJECT_DEADLINE_S))
+            return Result(process_object(ref, storage, self.settings, self._logger).name)
         except Exception as exc:  # transient (throttling, network): reported, retried by a rerun
             return Result("failed", f"{type(exc).__name__}: {exc}")
 

@@ -2,6 +2,7 @@
 
 import io
 import json
+import uuid
 
 import pytest
 from PIL import Image
@@ -81,12 +82,16 @@ def test_recursion_guard_end_to_end(s3, deployed_stack, key_prefix, function_log
     assert listed.get("KeyCount", 0) == 0
 
 
-def test_malformed_event_is_a_function_error_naming_the_field(deployed_stack, aws_client):
-    response, payload = invoke(deployed_stack, aws_client, {"httpMethod": "GET", "path": "/"})
+def test_malformed_event_is_logged_naming_the_field_and_not_retried(
+    deployed_stack, aws_client, function_logs
+):
+    marker = f"probe-{uuid.uuid4().hex[:8]}"
+    response, payload = invoke(deployed_stack, aws_client, {"httpMethod": "GET", "path": "/", marker: 1})
 
-    assert response.get("FunctionError") == "Unhandled"
-    assert payload["errorType"] == "MalformedEvent"
-    assert "no 'Records'" in payload["errorMessage"]
+    assert "FunctionError" not in response  # a function error would make Lambda retry it
+    assert payload == {"records": 1, "outcomes": {"malformed": 1}}
+    (line,) = function_logs.wait_for(lambda line: marker in line.get("message", ""))
+    assert (line["outcome"], line["field"], line["level"]) == ("malformed", "Records", "ERROR")
 
 
 def test_deleted_object_is_a_warning_and_success(deployed_stack, aws_client, key_prefix, function_logs):

@@ -70,6 +70,7 @@ def test_bucket_notifies_the_function_on_every_object_created_and_removed(resour
     assert configurations == [
         {"Event": "s3:ObjectCreated:*", "Function": {"Fn::GetAtt": [FUNCTION_LOGICAL_ID, "Arn"]}},
         {"Event": "s3:ObjectRemoved:*", "Function": {"Fn::GetAtt": [FUNCTION_LOGICAL_ID, "Arn"]}},
+        {"Event": "s3:LifecycleExpiration:*", "Function": {"Fn::GetAtt": [FUNCTION_LOGICAL_ID, "Arn"]}},
     ]
 
 

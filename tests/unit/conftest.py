@@ -56,3 +56,39 @@ def log_lines(capsys):
         return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
 
     return read
+
+
+class _FaultyCalls:
+    """One invocation's storage whose `operation` raises `error` for keys containing `marker`."""
+
+    def __init__(self, storage, operation: str, marker: str, error: Exception):
+        self._storage, self._operation, self._marker, self._error = storage, operation, marker, error
+
+    def __getattr__(self, operation):
+        call = getattr(self._storage, operation)
+        if not callable(call):  # the request counter
+            return call
+
+        def faulty(bucket, key, *args, **kwargs):
+            if operation == self._operation and self._marker in key:
+                raise self._error
+            return call(bucket, key, *args, **kwargs)
+
+        return faulty
+
+
+@pytest.fixture
+def inject_fault(handler, monkeypatch):
+    """Callable: make the handler's `operation` (fetch, etag, store, delete) raise `error` for keys
+    containing `marker`; every other call goes to the real S3Storage over moto."""
+
+    def inject(operation: str, error: Exception, marker: str = "flaky") -> None:
+        storage = handler.STORAGE
+
+        class Faulty:
+            def within(self, deadline):
+                return _FaultyCalls(storage.within(deadline), operation, marker, error)
+
+        monkeypatch.setattr(handler, "STORAGE", Faulty())
+
+    return inject

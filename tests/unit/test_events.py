@@ -3,8 +3,7 @@
 import pytest
 
 from tests.support.fixtures import load_event
-from thumbnailer.errors import MalformedEvent
-from thumbnailer.events import parse_event
+from thumbnailer.events import EXPECTED_SHAPE, Malformed, parse_event
 
 
 def test_single_put_record():
@@ -31,14 +30,20 @@ def test_s3_test_event_yields_nothing():
 
 
 def test_event_without_records_names_what_is_missing_and_what_was_expected():
-    with pytest.raises(MalformedEvent, match=r"no 'Records'.*expected an S3 event notification"):
-        parse_event(load_event("malformed-no-records.json"))
+    parsed = parse_event(load_event("malformed-no-records.json"))
+
+    assert parsed.objects == ()
+    [problem] = parsed.malformed
+    assert (problem.where, problem.field) == ("event", "Records")
+    assert "no 'Records' list" in problem.message
+    assert "expected an S3 event notification" in problem.message
 
 
 @pytest.mark.parametrize("event", [None, [], "Records", 42])
-def test_non_object_events_are_malformed(event):
-    with pytest.raises(MalformedEvent, match="expected an S3 event notification"):
-        parse_event(event)
+def test_non_object_events_are_malformed_not_raised(event):
+    [problem] = parse_event(event).malformed
+    assert problem.field == "Records"
+    assert "expected an S3 event notification" in problem.message
 
 
 def test_record_without_key_is_reported_and_the_others_kept():
@@ -47,17 +52,38 @@ def test_record_without_key_is_reported_and_the_others_kept():
     parsed = parse_event(event)
     assert len(parsed.objects) == 2
     assert parsed.malformed == (
-        "Records[1]: missing field s3.object.key; expected an S3 event notification: "
-        "{'Records': [{'eventSource': 'aws:s3', 's3': {'bucket': {'name': ...}, 'object': {'key': ...}}}]}",
+        Malformed(
+            "Records[1]",
+            "s3.object.key",
+            f"Records[1]: missing field s3.object.key; expected {EXPECTED_SHAPE}",
+        ),
     )
 
 
 def test_record_without_bucket_name_is_reported():
     event = load_event("put-single.json")
     del event["Records"][0]["s3"]["bucket"]["name"]
-    assert parse_event(event).malformed[0].startswith("Records[0]: missing field s3.bucket.name")
+    [problem] = parse_event(event).malformed
+    assert (problem.where, problem.field) == ("Records[0]", "s3.bucket.name")
 
 
 def test_committed_malformed_record_fixture():
     parsed = parse_event(load_event("malformed-missing-key.json"))
-    assert any("s3.object.key" in message for message in parsed.malformed)
+    assert [problem.field for problem in parsed.malformed] == ["s3.object.key"]
+
+
+@pytest.mark.parametrize(
+    ("event_name", "removal"),
+    [
+        ("ObjectRemoved:Delete", True),
+        ("ObjectRemoved:DeleteMarkerCreated", True),
+        ("LifecycleExpiration:Delete", True),
+        ("LifecycleExpiration:DeleteMarkerCreated", True),
+        ("ObjectCreated:Put", False),
+        ("ObjectRestore:Completed", False),
+    ],
+)
+def test_lifecycle_expirations_are_removals(event_name, removal):
+    event = load_event("delete-single.json")
+    event["Records"][0]["eventName"] = event_name
+    assert parse_event(event).objects[0].is_removal is removal

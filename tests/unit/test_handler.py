@@ -10,7 +10,7 @@ from PIL import Image
 
 from tests.support.fixtures import image_bytes, load_event, s3_put_event
 from tests.unit.conftest import BUCKET
-from thumbnailer.errors import MalformedEvent, RecordsFailed
+from thumbnailer.errors import RecordsFailed
 from thumbnailer.settings import SettingsError
 from thumbnailer.storage import S3Storage
 
@@ -94,6 +94,8 @@ def test_log_line_carries_bucket_key_sizes_duration_and_outcome(s3, handler, log
     assert line["duration_ms"] >= 0
     assert line["request_id"] == LambdaContext.aws_request_id
     assert line["thumbnail_key"] == "thumbnails/photos/jpeg-baseline.jpg"
+    # GetObject, PutObject, then HeadObject: the re-read that makes the order of events irrelevant.
+    assert line["s3_requests"] == 3
 
 
 def test_a_failing_fast_path_logs_a_warning_and_the_upload_still_gets_its_thumbnail(
@@ -139,19 +141,32 @@ def test_s3_test_event_is_ignored(handler, log_lines):
     assert log_lines()[0]["outcome"] == "ignored_test_event"
 
 
-def test_event_without_records_fails_naming_the_missing_field(handler):
-    with pytest.raises(MalformedEvent, match="no 'Records'"):
-        handler.lambda_handler(load_event("malformed-no-records.json"), LambdaContext())
+def test_event_without_records_is_logged_and_dropped_naming_the_missing_field(handler, log_lines):
+    # The same event comes back on every retry: retrying it would only park it in the queue.
+    result = handler.lambda_handler(load_event("malformed-no-records.json"), LambdaContext())
+
+    assert result == {"records": 1, "outcomes": {"malformed": 1}}
+    (line,) = log_lines()
+    assert (line["outcome"], line["reason"], line["field"], line["where"]) == (
+        "malformed",
+        "malformed_event",
+        "Records",
+        "event",
+    )
+    assert "no 'Records' list" in line["message"]
 
 
-def test_malformed_record_fails_after_the_good_records_are_done(s3, handler):
+def test_malformed_record_is_logged_and_the_good_records_are_done(s3, handler, log_lines):
     upload(s3, "a.jpg", "jpeg-baseline.jpg")
     event = s3_put_event(BUCKET, "a.jpg", "b.jpg")
     del event["Records"][1]["s3"]["object"]["key"]
 
-    with pytest.raises(MalformedEvent, match=r"Records\[1\]: missing field s3.object.key"):
-        handler.lambda_handler(event, LambdaContext())
+    result = handler.lambda_handler(event, LambdaContext())
+
+    assert result == {"records": 2, "outcomes": {"malformed": 1, "created": 1}}
     assert "thumbnails/a.jpg" in keys(s3)
+    malformed = [line for line in log_lines() if line["outcome"] == "malformed"]
+    assert [(line["where"], line["field"]) for line in malformed] == [("Records[1]", "s3.object.key")]
 
 
 def test_deleted_object_is_a_warning_not_a_failure(handler, log_lines):
@@ -217,19 +232,6 @@ def test_redelivered_event_writes_identical_bytes(s3, handler):
     assert s3.head_object(Bucket=BUCKET, Key="thumbnails/photos/jpeg-baseline.jpg")["ETag"] == first
 
 
-class FlakyStorage(S3Storage):
-    """Real S3Storage over moto whose writes fail with `error` for keys containing `fail_on`."""
-
-    def __init__(self, client, fail_on, error):
-        super().__init__(client)
-        self.fail_on, self.error = fail_on, error
-
-    def store(self, bucket, key, thumbnail):
-        if self.fail_on in key:
-            raise self.error
-        super().store(bucket, key, thumbnail)
-
-
 THROTTLED = ClientError(
     {"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."}}, "PutObject"
 )
@@ -240,8 +242,8 @@ THROTTLED = ClientError(
     [THROTTLED, EndpointConnectionError(endpoint_url="https://s3.amazonaws.com")],
     ids=["5xx", "network"],
 )
-def test_transient_failure_is_raised_after_the_other_records(s3, handler, monkeypatch, log_lines, error):
-    monkeypatch.setattr(handler, "STORAGE", FlakyStorage(s3, "flaky", error))
+def test_transient_failure_is_raised_after_the_other_records(s3, handler, inject_fault, log_lines, error):
+    inject_fault("store", error)
     for key in ("a.jpg", "flaky.jpg", "c.jpg"):
         upload(s3, key, "jpeg-baseline.jpg")
 
@@ -259,3 +261,87 @@ def test_records_that_neither_create_nor_remove_are_ignored(s3, handler):
     event["Records"][0]["eventName"] = "ObjectRestore:Completed"
     event["Records"][0]["s3"]["bucket"]["name"] = BUCKET
     assert handler.lambda_handler(event, LambdaContext())["outcomes"] == {"ignored_event": 1}
+
+
+def test_a_key_whose_thumbnail_key_passes_s3_s_limit_is_rejected_before_any_work(s3, handler, log_lines):
+    key = "photos/" + "é" * 505 + ".jpg"  # 1,021 bytes in UTF-8; with 'thumbnails/' 1,032
+    upload(s3, key, "jpeg-baseline.jpg")
+
+    result = handler.lambda_handler(s3_put_event(BUCKET, key), LambdaContext())
+
+    assert result["outcomes"] == {"rejected": 1}
+    (line,) = log_lines()
+    assert (line["reason"], line["error"]) == ("key_too_long", "KeyTooLong")
+    assert "source_bytes" not in line  # rejected before the source was read
+    assert [k for k in keys(s3) if k.startswith("thumbnails/")] == []
+
+
+@pytest.mark.parametrize("code", ["KeyTooLongError", "InvalidArgument"])
+def test_s3_refusing_the_request_itself_is_permanent_not_retried(s3, handler, monkeypatch, log_lines, code):
+    class RefusingWrites:
+        def __getattr__(self, operation):
+            if operation != "put_object":
+                return getattr(s3, operation)
+
+            def refuse(**parameters):
+                raise ClientError({"Error": {"Code": code, "Message": "refused"}}, "PutObject")
+
+            return refuse
+
+    monkeypatch.setattr(handler, "STORAGE", S3Storage(lambda budget: RefusingWrites()))
+    upload(s3, "a.jpg", "jpeg-baseline.jpg")
+
+    result = handler.lambda_handler(s3_put_event(BUCKET, "a.jpg"), LambdaContext())
+
+    assert result["outcomes"] == {"rejected": 1}
+    assert log_lines()[0]["error"] == "PermanentS3Error"
+
+
+def test_a_photo_replaced_by_a_rejected_file_loses_its_old_thumbnail(s3, handler, log_lines):
+    upload(s3, "photos/cat.jpg", "jpeg-baseline.jpg")
+    handler.lambda_handler(s3_put_event(BUCKET, "photos/cat.jpg"), LambdaContext())
+    assert "thumbnails/photos/cat.jpg" in keys(s3)
+
+    upload(s3, "photos/cat.jpg", "not-an-image.jpg")
+    result = handler.lambda_handler(s3_put_event(BUCKET, "photos/cat.jpg"), LambdaContext())
+
+    assert result["outcomes"] == {"rejected": 1}
+    assert "thumbnails/photos/cat.jpg" not in keys(s3)
+    assert log_lines()[-1]["reason"] == "not_an_image"
+
+
+@pytest.mark.parametrize(
+    "event_name", ["LifecycleExpiration:Delete", "LifecycleExpiration:DeleteMarkerCreated"]
+)
+def test_a_lifecycle_expiration_takes_the_thumbnail_with_it(s3, handler, event_name):
+    upload(s3, "thumbnails/old.jpg", "jpeg-baseline.jpg")
+    event = load_event("delete-single.json")
+    event["Records"][0].update(eventName=event_name)
+    event["Records"][0]["s3"]["bucket"]["name"] = BUCKET
+    event["Records"][0]["s3"]["object"]["key"] = "old.jpg"
+
+    result = handler.lambda_handler(event, LambdaContext())
+
+    assert result["outcomes"] == {"thumbnail_deleted": 1}
+    assert keys(s3) == []
+
+
+class EndingContext(LambdaContext):
+    """A context of an invocation that has `seconds` left."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+
+    def get_remaining_time_in_millis(self):
+        return int(self.seconds * 1000)
+
+
+def test_records_that_cannot_finish_in_time_fail_as_transient_with_a_log_line(s3, handler, log_lines):
+    upload(s3, "a.jpg", "jpeg-baseline.jpg")
+
+    with pytest.raises(RecordsFailed, match="DeadlineExceeded"):
+        handler.lambda_handler(s3_put_event(BUCKET, "a.jpg"), EndingContext(3))
+
+    (line,) = log_lines()
+    assert (line["outcome"], line["error"]) == ("failed", "DeadlineExceeded")
+    assert "too little for another S3 call" in line["message"]

@@ -110,13 +110,15 @@ def test_failed_and_unreadable_messages_stay_in_the_queue(s3, queue, in_process)
     sqs, url = queue
     sqs.send_message(QueueUrl=url, MessageBody="not json")
     sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"requestContext": {}}))
-    # A malformed event fails again on replay (MalformedEvent): nothing to delete.
-    sqs.send_message(QueueUrl=url, MessageBody=failure_record({"Records": [{"s3": {}}]}, "req-2"))
+    # An event whose replay fails again (the bucket is gone): nothing to delete.
+    sqs.send_message(
+        QueueUrl=url, MessageBody=failure_record(s3_put_event("no-such-bucket", "a.jpg"), "req-2")
+    )
 
     summary = redrive(sqs, url, in_process, wait_seconds=0, visibility_timeout=300)
 
     assert (summary.received, summary.unreadable, summary.failed, summary.left_in_queue) == (3, 2, 1, 3)
-    assert any("MalformedEvent" in (f.get("replay_error") or "") for f in summary.failures)
+    assert any("RecordsFailed" in (f.get("replay_error") or "") for f in summary.failures)
     assert attributes(sqs, url) == (0, 3)  # hidden for the visibility timeout, then back
 
 

@@ -1,8 +1,9 @@
 """Settings: defaults reproduce the guide; bad values fail at cold start naming the variable."""
 
 import pytest
+from PIL import Image
 
-from thumbnailer.settings import Settings, SettingsError
+from thumbnailer.settings import DECODER_MAX_PIXELS, Settings, SettingsError
 
 
 def test_defaults_reproduce_the_guide():
@@ -47,9 +48,22 @@ def test_every_variable_is_read():
         ("MAX_SOURCE_BYTES", "-5", "MAX_SOURCE_BYTES must be between"),
         ("THUMBNAIL_PREFIX", "/", "THUMBNAIL_PREFIX must name a folder"),
         ("THUMBNAIL_PREFIX", "", "THUMBNAIL_PREFIX must name a folder"),
+        # Without the '/', the upload 'thumbsup.jpg' would count as a thumbnail and be skipped forever.
+        ("THUMBNAIL_PREFIX", "thumbs", "THUMBNAIL_PREFIX must name a folder and end with '/'"),
+        ("THUMBNAIL_PREFIX", "/thumbs/", "THUMBNAIL_PREFIX must name a folder"),
+        # Pillow refuses to decode more, whatever the setting says.
+        ("MAX_SOURCE_PIXELS", "178956971", "MAX_SOURCE_PIXELS must be between 1 and 178956970"),
         ("LOG_LEVEL", "LOUD", "LOG_LEVEL must be one of"),
     ],
 )
 def test_invalid_values_name_the_variable(name, value, message):
     with pytest.raises(SettingsError, match=message):
         Settings.from_env({name: value})
+
+
+def test_the_pixel_ceiling_is_pillow_s():
+    assert DECODER_MAX_PIXELS == 2 * Image.MAX_IMAGE_PIXELS
+    assert (
+        Settings.from_env({"MAX_SOURCE_PIXELS": str(DECODER_MAX_PIXELS)}).max_source_pixels
+        == DECODER_MAX_PIXELS
+    )

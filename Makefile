@@ -84,3 +84,7 @@ lock: bootstrap ## re-resolve the pinned requirements/*.txt from requirements/*.
 
 clean: ## remove generated files (venvs, build outputs)
 	rm -rf $(VENV) .tox build .serverless .pytest_cache .ruff_cache
+
+.PHONY: docker
+docker: bootstrap ## Docker mode, needs an engine, not part of `make test`: LocalStack in a container on :4599 (tox -e docker)
+	$(TOX) run -e docker

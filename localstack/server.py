@@ -15,20 +15,25 @@ As a library (the pytest session fixture)::
         ...
 
 If ``AWS_ENDPOINT_URL`` or ``LOCALSTACK_ENDPOINT`` already points at a healthy LocalStack,
-``start`` reuses it and ``stop`` leaves it alone.
+``start`` reuses it and ``stop`` leaves it alone; so it does with a healthy LocalStack that it
+finds on its own port without having started it. ``stop`` signals only a process whose command
+line proves it is the LocalStack this checkout started (a pid file can outlive a reboot), and
+``start``/``stop`` hold a lock in the state dir, so concurrent starts cannot start two.
 
 Paths: the venv is ``build/localstack/venv`` (Python 3.13), the runtime packages of the Lambda
 runtimes ``build/lambda-runtime/<runtime>/``, and state (log, pid file, volume, scratch space)
 ``build/localstack/``. Settings (environment): ``LOCALSTACK_PYTHON`` (interpreter for the venv),
 ``LOCALSTACK_GATEWAY_LISTEN`` (default ``127.0.0.1:4566``), ``LOCALSTACK_GATEWAY_SERVER``
 (default ``twisted``), ``LOCALSTACK_STATE_DIR`` (pid file, log and volume of this instance),
-``LOCALSTACK_START_TIMEOUT`` (s).
+``LOCALSTACK_START_TIMEOUT`` (s), ``LOCALSTACK_REUSE_ONLY=1`` (never start one: fail unless the
+configured endpoint is healthy; Docker mode sets it so that no host-mode LocalStack starts there).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -55,6 +60,8 @@ RUNTIME_PACKAGES_DIR = REPO_ROOT / "build" / "lambda-runtime"
 STATE_DIR = Path(os.environ.get("LOCALSTACK_STATE_DIR") or BUILD_DIR).resolve()
 LOG_FILE = STATE_DIR / "localstack.log"
 PID_FILE = STATE_DIR / "localstack.pid"
+# flock()ed by start and stop for their whole run; the kernel releases it when the holder dies.
+LOCK_FILE = STATE_DIR / "localstack.lock"
 VOLUME_DIR = STATE_DIR / "volume"
 WORK_DIR = STATE_DIR / "host-executor"
 CACHE_DIR = STATE_DIR / "cache"
@@ -71,6 +78,8 @@ DEFAULT_LISTEN = "127.0.0.1:4566"
 DEFAULT_PYTHON = Path.home() / ".pyenv" / "versions" / "3.13.0" / "bin" / "python3.13"
 DEFAULT_START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 20.0
+# How long start/stop wait for another start/stop (first run: install, then start) to finish.
+LOCK_WAIT_S = 600.0
 HEALTH_PATH = "/_localstack/health"
 
 LOG = logging.getLogger("localstack-host")
@@ -115,6 +124,11 @@ def own_endpoint() -> str:
 def configured_endpoint() -> str | None:
     """Return the endpoint named by ``LOCALSTACK_ENDPOINT`` or ``AWS_ENDPOINT_URL``, if any."""
     return os.environ.get("LOCALSTACK_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def reuse_only() -> bool:
+    """True if ``LOCALSTACK_REUSE_ONLY`` forbids starting a LocalStack of our own."""
+    return os.environ.get("LOCALSTACK_REUSE_ONLY", "").strip().lower() in {"1", "true", "yes"}
 
 
 def is_healthy(endpoint: str, timeout: float = 2.0) -> bool:
@@ -238,16 +252,120 @@ def _pip_install(*args: str) -> None:
     _run([str(venv_python()), "-m", "pip", "install", "--quiet", *args])
 
 
-def _read_pid() -> int | None:
+def localstack_command() -> list[str]:
+    """The command line ``start`` runs, and by which ``stop`` recognises what it may signal."""
+    return [str(venv_python()), "-m", "localstack.runtime.main"]
+
+
+def _command_line(pid: int) -> list[str]:
+    """``/proc/<pid>/cmdline`` as arguments; empty if there is no such process, or for a zombie
+    or a kernel thread."""
     try:
-        pid = int(PID_FILE.read_text().strip())
-    except (OSError, ValueError):
-        return None
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return raw.decode(errors="replace").split("\0")[:-1]
+
+
+def _describe_process(pid: int) -> str:
+    """The command line of ``pid`` for a log line, or ``[name]`` when it has none."""
+    command = " ".join(_command_line(pid))
+    if not command:
+        with contextlib.suppress(OSError):
+            command = "[" + Path(f"/proc/{pid}/comm").read_text().strip() + "]"
+    return command[:200]
+
+
+def is_our_localstack(pid: int) -> bool:
+    """True if process ``pid`` runs ``localstack_command()`` (our venv's python, LocalStack's main)."""
+    expected = localstack_command()
+    return _command_line(pid)[: len(expected)] == expected
+
+
+def _process_exists(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by another user
+    return True
+
+
+def _pid_in_file() -> int | None:
+    try:
+        return int(PID_FILE.read_text().strip())
+    except (OSError, ValueError):
         return None
-    return pid
+
+
+def _read_pid() -> int | None:
+    """The pid in the pid file if that process is alive and is our LocalStack, else None.
+
+    Has no side effects beyond reaping our own exited child; ``_discard_stale_pid_file`` removes
+    a pid file that fails this test.
+    """
+    pid = _pid_in_file()
+    if pid is None:
+        return None
+    # A child of this process that has exited stays a zombie (no command line) until reaped.
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    return pid if _process_exists(pid) and is_our_localstack(pid) else None
+
+
+def _discard_stale_pid_file() -> None:
+    """Remove a pid file whose process is gone or is not our LocalStack, and say so.
+
+    After a reboot the pid may belong to an unrelated process: it is never signalled.
+    """
+    pid = _pid_in_file()
+    if not PID_FILE.exists() or (pid is not None and _read_pid() == pid):
+        return
+    PID_FILE.unlink(missing_ok=True)
+    if pid is None:
+        _log(logging.INFO, "unreadable pid file removed", pid_file=str(PID_FILE))
+    elif not _process_exists(pid):
+        _log(logging.INFO, "stale pid file removed: no such process", pid=pid, pid_file=str(PID_FILE))
+    else:
+        _log(
+            logging.WARNING,
+            "stale pid file removed: the process is not our LocalStack, left alone",
+            pid=pid,
+            command=_describe_process(pid),
+            pid_file=str(PID_FILE),
+        )
+
+
+@contextlib.contextmanager
+def _state_lock(wait_s: float | None = None) -> Iterator[None]:
+    """Hold ``LOCK_FILE`` (flock, exclusive) inside; wait up to ``wait_s`` for another holder.
+
+    Raises ``LocalStackError`` if the lock is still held at the deadline.
+    """
+    wait_s = LOCK_WAIT_S if wait_s is None else wait_s
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(LOCK_FILE, "a+") as lock:
+        deadline = time.monotonic() + wait_s
+        told = False
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LocalStackError(
+                        f"another start or stop still holds {LOCK_FILE} after {wait_s:.0f} s; "
+                        "wait for it, or stop it"
+                    ) from None
+                if not told:
+                    _log(logging.INFO, "another start or stop is running, waiting", lock=str(LOCK_FILE))
+                    told = True
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _localstack_env() -> dict[str, str]:
@@ -279,12 +397,21 @@ def _localstack_env() -> dict[str, str]:
 
 
 def start(timeout: float | None = None) -> Handle:
-    """Start LocalStack in the background (or reuse a healthy one) and wait until it is healthy."""
+    """Start LocalStack in the background (or reuse a healthy one) and wait until it is healthy.
+
+    Holds the state dir's lock throughout, so a concurrent ``start`` waits, then reuses this one.
+    """
     timeout = timeout or float(os.environ.get("LOCALSTACK_START_TIMEOUT", DEFAULT_START_TIMEOUT_S))
     external = configured_endpoint()
     if external and is_healthy(external):
         _log(logging.INFO, "reusing LocalStack", endpoint=external)
         return Handle(external, owned=False)
+    if reuse_only():
+        named = external or "none; set LOCALSTACK_ENDPOINT"
+        raise LocalStackError(
+            f"LOCALSTACK_REUSE_ONLY is set and the configured endpoint ({named}) is not a healthy "
+            "LocalStack; not starting one of our own"
+        )
     if external and external.rstrip("/") != own_endpoint():
         _log(
             logging.WARNING,
@@ -292,12 +419,26 @@ def start(timeout: float | None = None) -> Handle:
             configured=external,
             endpoint=own_endpoint(),
         )
+    with _state_lock():
+        return _start_locked(timeout)
+
+
+def _start_locked(timeout: float) -> Handle:
     endpoint = own_endpoint()
+    _discard_stale_pid_file()
     pid = _read_pid()
     if pid is not None:
         wait_healthy(endpoint, timeout)
         _log(logging.INFO, "LocalStack already running", endpoint=endpoint, pid=pid)
         return Handle(endpoint, owned=True, pid=pid)
+    if is_healthy(endpoint):
+        _log(
+            logging.INFO,
+            "reusing the healthy LocalStack already listening on our port; we did not start it, "
+            "so stop leaves it running",
+            endpoint=endpoint,
+        )
+        return Handle(endpoint, owned=False)
     if port_in_use(gateway_listen()):
         raise LocalStackError(
             f"{gateway_listen()} is in use by a process we did not start and it is not a healthy "
@@ -310,21 +451,16 @@ def start(timeout: float | None = None) -> Handle:
     for path in (VOLUME_DIR, WORK_DIR, CACHE_DIR, TMP_DIR):
         path.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    with open(LOG_FILE, "ab") as log:
-        process = subprocess.Popen(
-            [str(venv_python()), "-m", "localstack.runtime.main"],
-            env=_localstack_env(),
-            cwd=STATE_DIR,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = _spawn()
     PID_FILE.write_text(str(process.pid))
     try:
         wait_healthy(endpoint, timeout, process)
     except BaseException:
-        stop()
+        if not _stop_locked():
+            # The leader has exited: what is left of the group we just created goes too.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            PID_FILE.unlink(missing_ok=True)
         raise
     _log(
         logging.INFO,
@@ -334,6 +470,20 @@ def start(timeout: float | None = None) -> Handle:
         seconds=round(time.monotonic() - started, 2),
     )
     return Handle(endpoint, owned=True, pid=process.pid)
+
+
+def _spawn() -> subprocess.Popen:
+    """Start ``localstack_command()`` in its own process group, logging to ``LOG_FILE``."""
+    with open(LOG_FILE, "ab") as log:
+        return subprocess.Popen(
+            localstack_command(),
+            env=_localstack_env(),
+            cwd=STATE_DIR,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def _group_alive(pgid: int) -> bool:
@@ -362,11 +512,17 @@ def _wait_until(predicate, timeout: float) -> bool:
 def stop() -> bool:
     """Stop the LocalStack we started (its whole process group); True if one was running.
 
-    Raises ``LocalStackError`` if the gateway port is still taken afterwards.
+    Only a process whose command line is ``localstack_command()`` is signalled; a stale pid file
+    is removed. Raises ``LocalStackError`` if the gateway port is still taken afterwards.
     """
+    with _state_lock():
+        return _stop_locked()
+
+
+def _stop_locked() -> bool:
+    _discard_stale_pid_file()
     pid = _read_pid()
     if pid is None:
-        PID_FILE.unlink(missing_ok=True)
         return False
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)

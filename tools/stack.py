@@ -109,12 +109,12 @@ def describe(endpoint: str, stage: str = "local") -> Stack:
 
 
 def remove(endpoint: str, stack: Stack) -> None:
-    """Empty the upload bucket (CloudFormation cannot delete a full one), then `sls remove`."""
-    s3 = client("s3", endpoint)
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.bucket):
-        for item in page.get("Contents", []):
-            s3.delete_object(Bucket=stack.bucket, Key=item["Key"])
+    """`sls remove`, then delete the upload bucket it keeps, as `tools/uploads.py delete --yes` does."""
+    from tools import uploads
+
     _checked(sls("remove", "--stage", stack.stage, endpoint=endpoint), "sls remove")
+    s3 = client("s3", endpoint)
+    uploads.delete_contents(s3, uploads.list_contents(s3, stack.bucket), keep_bucket=False)
 
 
 @dataclass

@@ -9,11 +9,15 @@ import importlib.util
 import json
 import os
 import platform
+import shutil
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from tests.support.cloudformation import Account, Resolver
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVERLESS_DIR = REPO_ROOT / ".serverless"
@@ -21,7 +25,7 @@ TEMPLATE = SERVERLESS_DIR / "cloudformation-template-update-stack.json"
 STATE = SERVERLESS_DIR / "serverless-state.json"
 FUNCTION_LOGICAL_ID = "ThumbnailLambdaFunction"
 LAYER_LOGICAL_ID = "PillowLambdaLayer"
-BUCKET_LOGICAL_ID = "S3BucketUploads"
+BUCKET_LOGICAL_ID = "UploadBucket"
 QUEUE_LOGICAL_ID = "ThumbnailFailureQueue"
 # The interpreter that stands in for Lambda's python3.13 (override with THUMBNAILER_LAMBDA_PYTHON).
 DEFAULT_LAMBDA_PYTHON = "/root/.pyenv/versions/3.13.0/bin/python3.13"
@@ -68,17 +72,23 @@ def layer(resources) -> dict:
 
 
 @pytest.fixture(scope="session")
-def bucket_name(resources) -> str:
-    """Name of the upload bucket the stack creates."""
-    return resources[BUCKET_LOGICAL_ID]["Properties"]["BucketName"]
+def resolver(template) -> Resolver:
+    """The template as CloudFormation resolves it in account 123456789012, us-east-1, partition aws."""
+    return Resolver(template, Account())
 
 
 @pytest.fixture(scope="session")
-def role_statements(resources) -> list[dict]:
-    """Statements of the function's execution role, with Action and Resource always lists."""
+def bucket_name(resources, resolver) -> str:
+    """Name of the upload bucket the stack creates (resolved)."""
+    return resolver.resolve(resources[BUCKET_LOGICAL_ID]["Properties"]["BucketName"])
+
+
+@pytest.fixture(scope="session")
+def role_statements(resources, resolver) -> list[dict]:
+    """Statements of the function's execution role, resolved, with Action and Resource always lists."""
     statements = []
     for policy in resources["IamRoleLambdaExecution"]["Properties"]["Policies"]:
-        for statement in policy["PolicyDocument"]["Statement"]:
+        for statement in resolver.resolve(policy["PolicyDocument"]["Statement"]):
             normalised = dict(statement)
             for key in ("Action", "Resource"):
                 value = statement.get(key, [])
@@ -139,3 +149,48 @@ def lambda_python(function) -> str:
     if not os.access(interpreter, os.X_OK):
         pytest.skip(f"no {interpreter} to stand in for Lambda's {function['Runtime']}")
     return interpreter
+
+
+PACKAGE_TIMEOUT_S = 300
+
+
+def sls_package(directory: Path, *options: str) -> subprocess.CompletedProcess:
+    """`npx sls package` into `directory` with `options`, leaving .serverless/ as it was.
+
+    The framework empties .serverless/ before every package, --package or not: the main package
+    the other tests read is moved aside for the call and put back afterwards.
+    """
+    kept = directory.parent / f"{directory.name}-kept-serverless"
+    if SERVERLESS_DIR.exists():
+        shutil.copytree(SERVERLESS_DIR, kept)
+    try:
+        return subprocess.run(
+            ["npx", "--no-install", "sls", "package", "--package", str(directory), *options],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=PACKAGE_TIMEOUT_S,
+        )
+    finally:
+        if kept.exists():
+            shutil.rmtree(SERVERLESS_DIR, ignore_errors=True)
+            shutil.move(kept, SERVERLESS_DIR)
+
+
+@pytest.fixture(scope="session")
+def packaged(tmp_path_factory):
+    """Callable: the compiled template and resolved state of `sls package` with `options` (cached)."""
+    cache = {}
+
+    def package(*options: str) -> dict:
+        if options not in cache:
+            directory = tmp_path_factory.mktemp("sls-package")
+            result = sls_package(directory, *options)
+            assert result.returncode == 0, result.stdout + result.stderr
+            cache[options] = {
+                "template": json.loads((directory / "cloudformation-template-update-stack.json").read_text()),
+                "state": json.loads((directory / "serverless-state.json").read_text()),
+            }
+        return cache[options]
+
+    return package

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.package
 CHECKOV_TIMEOUT_S = 300
 
 DEPLOYMENT_BUCKET = "AWS::S3::Bucket.ServerlessDeploymentBucket"
-UPLOAD_BUCKET = "AWS::S3::Bucket.S3BucketUploads"
+UPLOAD_BUCKET = "AWS::S3::Bucket.UploadBucket"
 FUNCTION = "AWS::Lambda::Function.ThumbnailLambdaFunction"
 LOG_GROUP = "AWS::Logs::LogGroup.ThumbnailLogGroup"
 FAILURE_QUEUE = "AWS::SQS::Queue.ThumbnailFailureQueue"

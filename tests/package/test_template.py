@@ -62,7 +62,7 @@ def test_no_statement_allows_every_action_or_resource(role_statements):
         assert "*" not in statement["Resource"], statement
 
 
-def test_bucket_notifies_the_function_on_every_object_created_and_removed(resources):
+def test_bucket_notifies_the_function_on_every_object_created_removed_and_expired(resources):
     configurations = resources[BUCKET_LOGICAL_ID]["Properties"]["NotificationConfiguration"][
         "LambdaConfigurations"
     ]
@@ -74,7 +74,7 @@ def test_bucket_notifies_the_function_on_every_object_created_and_removed(resour
     ]
 
 
-def test_s3_invoke_permission_is_scoped_to_the_bucket_and_account(resources, bucket_name):
+def test_s3_invoke_permission_is_scoped_to_the_bucket_and_account(resources, bucket_name, resolver):
     permissions = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"]
 
     assert len(permissions) == 1
@@ -83,10 +83,10 @@ def test_s3_invoke_permission_is_scoped_to_the_bucket_and_account(resources, buc
     assert properties["Principal"] == "s3.amazonaws.com"
     assert properties["Action"] == "lambda:InvokeFunction"
     assert properties["FunctionName"] == {"Fn::GetAtt": [FUNCTION_LOGICAL_ID, "Arn"]}
-    assert properties["SourceArn"] == {
-        "Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, f":s3:::{bucket_name}"]]
-    }
+    assert resolver.resolve(properties["SourceArn"]) == f"arn:aws:s3:::{bucket_name}"
     assert properties["SourceAccount"] == {"Ref": "AWS::AccountId"}
+    # The bucket's notification is checked by S3 against this permission: it must exist first.
+    assert resources[BUCKET_LOGICAL_ID]["DependsOn"] == ["ThumbnailInvokePermission"]
 
 
 def test_function_runs_the_handler_with_the_layer(function):
@@ -125,7 +125,8 @@ def test_failed_async_invocations_retry_twice_then_go_to_the_queue(resources, ro
     assert 60 <= config["MaximumEventAgeInSeconds"] <= 21600
     assert config["DestinationConfig"] == {"OnFailure": {"Destination": queue_arn}}
     assert resources[QUEUE_LOGICAL_ID]["Type"] == "AWS::SQS::Queue"
-    assert {"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": [queue_arn]} in role_statements
+    queue = "arn:aws:sqs:us-east-1:123456789012:thumbnailer-prod-thumbnail-failures"
+    assert {"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": [queue]} in role_statements
 
 
 def test_function_logs_are_kept_fourteen_days(resources):

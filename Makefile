@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # Python 3.13 (the Lambda runtime we target) through pyenv: .python-version selects it here.
-PYTHON ?= $(shell command -v python3.13 2>/dev/null || echo $(HOME)/.pyenv/versions/3.13.0/bin/python3.13)
+PYTHON ?= $(shell command -v python3.13 2>/dev/null || echo $(HOME)/.pyenv/versions/$(shell cat .python-version)/bin/python3.13)
 VENV := .venv
 TOX := $(VENV)/bin/tox
 
@@ -65,10 +65,10 @@ golden: bootstrap ## compare thumbnails with the goldens (review: build/golden-r
 	$(TOX) run -e unit -- -m golden
 
 golden-report: bootstrap ## review report of the current core vs the goldens, without pytest
-	$(TOX) exec -e unit -- python tools/golden.py report
+	$(TOX) exec -e unit -- python -m harness.golden report
 
-golden-accept: bootstrap ## accept the core's thumbnails as goldens (NAMES="a.jpg b.png"; none = all)
-	$(TOX) exec -e unit -- python tools/golden.py accept $(NAMES)
+golden-accept: bootstrap ## accept the core's thumbnails as goldens (NAMES="a.jpg b.png", none = all; FROM_REVIEW=1)
+	$(TOX) exec -e unit -- python -m harness.golden accept $(if $(FROM_REVIEW),--from-review) $(NAMES)
 
 gif-palettes: bootstrap ## luma SSIM of GIF palette methods (octree, median cut, the guide's) on 14 GIFs
 	$(TOX) exec -e unit -- python bench/gif_palettes.py

@@ -1,6 +1,7 @@
 """Cold start: a fresh interpreter imports the handler and creates its S3 client, as Lambda's init.
 
-Each sample is a new `python3.13 -I -S -B` process whose sys.path is laid out like Lambda's:
+Each sample is a new `python3.13 -I -S -B` process (harness.interpreters.lambda_python:
+THUMBNAILER_LAMBDA_PYTHON overrides it) whose sys.path is laid out like Lambda's:
 the function code (handler.py + thumbnailer/ with checked-hash bytecode, as `sls package` ships
 them after layer/build.py --function-code), the layer as built (build/layer/x86_64/pillow-layer.zip,
 unzipped, with its bytecode) and the runtime's boto3 (build/lambda-runtime/python3.13, with
@@ -29,10 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from harness.interpreters import PythonNotFound, lambda_python  # noqa: E402
+
 WORK_DIR = REPO_ROOT / "build" / "bench" / "coldstart"
 LAYER_ZIP = REPO_ROOT / "build" / "layer" / "x86_64" / "pillow-layer.zip"
 RUNTIME_DIR = REPO_ROOT / "build" / "lambda-runtime" / "python3.13"
-PYTHON = Path(os.environ.get("BENCH_LAMBDA_PYTHON", Path.home() / ".pyenv/versions/3.13.0/bin/python3.13"))
 
 VARIANTS = {
     "guide": "import boto3\nfrom PIL import Image\nimport io\ns3 = boto3.client('s3')\n",
@@ -84,8 +88,10 @@ class Layout:
 
 def unavailable() -> str | None:
     """Why cold start cannot be measured here, or None."""
-    if not PYTHON.exists():
-        return f"{PYTHON} not found (set BENCH_LAMBDA_PYTHON to a Python 3.13)"
+    try:
+        lambda_python()
+    except PythonNotFound as exc:
+        return str(exc)
     if not LAYER_ZIP.exists():
         return f"{LAYER_ZIP.relative_to(REPO_ROOT)} not built (make layer)"
     if not (RUNTIME_DIR / "boto3").is_dir():
@@ -140,7 +146,7 @@ def sample(variant: str, layout: Layout, sample_files: list[Path]) -> dict:
         samples=[str(path) for path in sample_files],
     )
     result = subprocess.run(
-        [str(PYTHON), "-I", "-S", "-B", "-c", code],
+        [lambda_python(), "-I", "-S", "-B", "-c", code],
         env=child_env(),
         capture_output=True,
         text=True,

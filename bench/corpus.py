@@ -5,7 +5,7 @@ Nothing here is committed: the files are regenerated when missing or when CORPUS
 a smooth colour field with shapes, mid-frequency texture and fine grain, so that JPEG, PNG and
 WebP files have realistic sizes and decode costs (a flat test card would compress to nothing).
 
-    python bench/corpus.py [--quick] [--limits]    # generate, print the manifest
+    .venv/bin/tox exec -e bench -- python bench/corpus.py --quick    # generate, print the manifest
 """
 
 from __future__ import annotations

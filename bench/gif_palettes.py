@@ -1,6 +1,6 @@
 """How well each way of re-palettising a GIF thumbnail keeps the filtered image, and what it costs.
 
-    .venv/bin/python bench/gif_palettes.py        # the dev venv: needs numpy for SSIM
+    make gif-palettes        # python bench/gif_palettes.py in the unit test environment (numpy for SSIM)
 
 A GIF thumbnail filtered in true colour needs a palette of at most 256 colours again. For GIF
 sources made the usual ways from the JPEG fixtures (median cut, octree, web-safe palette with
@@ -11,7 +11,7 @@ dithering) and for the GIF fixtures, this compares with the unquantised Lanczos 
 - median cut: Pillow's MEDIANCUT on it (what thumbnailer.core did before; slowest, best).
 
 Luma SSIM and the worst channel's mean absolute difference use the golden tests' measures
-(tests/support/golden.py). Times are medians of 15 runs of the quantising step alone.
+(harness/golden.py). Times are medians of 15 runs of the quantising step alone.
 """
 
 from __future__ import annotations
@@ -26,13 +26,12 @@ from pathlib import Path
 from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests")]
+sys.path.insert(0, str(REPO_ROOT))
 
-from support.golden import compare_images  # noqa: E402
-
+from harness.fixtures import IMAGES_DIR  # noqa: E402
+from harness.golden import compare_images  # noqa: E402
 from thumbnailer.core import make_thumbnail  # noqa: E402
 
-FIXTURES = REPO_ROOT / "fixtures" / "images"
 PHOTOS = ("jpeg-baseline.jpg", "jpeg-cmyk.jpg", "jpeg-exif-orientation-6.jpg", "jpeg-progressive.jpg")
 MAKERS = {
     "median cut 256": lambda image: image.quantize(256),
@@ -55,10 +54,10 @@ def gif_sources() -> dict[str, bytes]:
     """{label: GIF bytes}: each photo fixture palettised by each maker, then the GIF fixtures."""
     sources = {}
     for photo in PHOTOS:
-        rgb = Image.open(FIXTURES / photo).convert("RGB")
+        rgb = Image.open(IMAGES_DIR / photo).convert("RGB")
         for label, make in MAKERS.items():
             sources[f"{photo}, {label}"] = encoded(make(rgb), "GIF")
-    for fixture in sorted(FIXTURES.glob("*.gif")):
+    for fixture in sorted(IMAGES_DIR.glob("*.gif")):
         sources[fixture.name] = fixture.read_bytes()
     return sources
 

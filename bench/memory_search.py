@@ -1,7 +1,11 @@
 """Worst-case memory of one thumbnail over every kind of source the limits admit; memorySize from it.
 
-    python bench/memory_search.py [--quick] [--max-pixels N] [--max-side N] [--max-bytes N]
-                                  [--revision REV] [--only TEXT] [--timeout S] [--out DIR]
+    make memory                                  # python bench/memory_search.py (tox -e memory)
+    make memory QUICK=1 REV=HEAD                 # --quick --revision HEAD
+    make memory MEMORY_ARGS="--only png --timeout 60"
+
+MEMORY_ARGS passes the other options: --max-pixels N, --max-side N, --max-bytes N, --only TEXT,
+--timeout S, --out DIR.
 
 Generates sources at the limits into build/memory-search/sources/ (kept between runs; a file is
 remade when its parameters or SOURCES_VERSION change): just under MAX_SOURCE_PIXELS in every
@@ -24,7 +28,6 @@ Progress goes to stderr as JSON lines. `--quick`: a representative subset, under
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 import math
@@ -33,7 +36,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -48,7 +50,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from bench import engines, report  # noqa: E402
 from bench import memory_sources as make  # noqa: E402
 from bench.corpus import MAX_SOURCE_BYTES, MAX_SOURCE_PIXELS  # noqa: E402
-from bench.run import JsonLines  # noqa: E402
+from thumbnailer.logs import json_handler  # noqa: E402
 
 OUT_DIR = REPO_ROOT / "build" / "memory-search"
 SOURCES_VERSION = 3  # bump when memory_sources.py or the encodings below make different bytes
@@ -391,12 +393,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLines())
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    logging.basicConfig(level=logging.INFO, handlers=[json_handler()])
     started, started_at = time.monotonic(), datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     limits = Limits(args.max_pixels, args.max_side, args.max_bytes)
-    code_dir = _export_code(args.revision) if args.revision else None
+    code_dir = None
+    if args.revision:
+        code_dir = report.export_revision(args.revision, ("handler.py", "thumbnailer"), OUT_DIR / "code")
+        LOG.info("measuring the code of %s (%s) from %s", args.revision, code_dir.name, code_dir)
 
     not_made: list[dict] = []
     sources = generate(select(limits, args.quick, args.only), limits, OUT_DIR / "sources", not_made)
@@ -581,26 +584,6 @@ def _brief(source: Source) -> dict:
         "height": source.height,
         "file_mib": round(source.file_bytes / MiB, 1),
     }
-
-
-def _export_code(revision: str) -> Path:
-    """handler.py and thumbnailer/ as of `revision`, unpacked under build/memory-search/code/."""
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", revision], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    target = OUT_DIR / "code" / commit
-    if not (target / "handler.py").is_file():
-        target.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(
-            ["git", "archive", "--format=tar", commit, "handler.py", "thumbnailer"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            check=True,
-        ).stdout
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(target, filter="data")
-    LOG.info("measuring the code of %s (%s) from %s", revision, commit, target)
-    return target
 
 
 # Measurement

@@ -7,11 +7,12 @@ JPEG, WebP, GIF and plain BMP. PNG (every colour type, 1-16 bits, Adam7 interlac
 or tiles, planar, deflate with predictor) and RLE-compressed BMP are written here: Pillow cannot
 write interlaced PNG, tiled TIFF or RLE BMP.
 
-    python bench/memory_sources.py      # check: every encoder here round-trips through Pillow
+    .venv/bin/tox exec -e bench -- python bench/memory_sources.py    # every encoder round-trips
 """
 
 from __future__ import annotations
 
+import argparse
 import io
 import struct
 import sys
@@ -411,4 +412,5 @@ def _check() -> int:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description="Check that every encoder round-trips through Pillow.").parse_args()
     sys.exit(_check())

@@ -1,7 +1,7 @@
 """Peak memory of one thumbnail, in a fresh process (run by bench/run.py and
 bench/memory_search.py, one process per file).
 
-    python bench/memprobe.py ENGINE FILE [--core PATH] [--as-function] [--code DIR]
+    .venv/bin/tox exec -e bench -- python bench/memprobe.py ENGINE FILE [--core PATH] [--as-function]
 
 Imports what ENGINE needs and reads FILE first, then resets the kernel's peak-RSS mark
 (/proc/self/clear_refs, "5"), makes one thumbnail and reads the new peak (VmHWM). Prints one

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -9,6 +10,7 @@ import platform
 import re
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +48,22 @@ def machine() -> dict:
         "python": sys.version.split()[0],
         "load_average": [round(v, 2) for v in os.getloadavg()],
     }
+
+
+def export_revision(revision: str, paths: tuple[str, ...], under: Path) -> Path:
+    """`paths` as of git `revision`, unpacked once into under/<short commit>/; returns that folder."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", revision], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    target = under / commit
+    if not (target / paths[0]).exists():
+        target.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", commit, *paths], cwd=REPO_ROOT, capture_output=True, check=True
+        ).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(target, filter="data")
+    return target
 
 
 def git_revision() -> str:

@@ -1,10 +1,12 @@
 """Benchmark: the guide's handler logic vs ours vs libvips, side by side, plus cold start, layer
 size and end-to-end latency on LocalStack. Writes build/bench/results.json and results.md.
 
-    python bench/run.py                # full run (about 4 minutes on 2 cores)
-    python bench/run.py --quick        # under 3 minutes: fewer files, rounds and uploads
-    python bench/run.py --before HEAD  # adds "ours before": the thumbnailer package at that git revision
-    python bench/run.py --no-cloud     # skip LocalStack (e.g. while another run uses its port)
+    make bench                             # full run (about 4 minutes on 2 cores)
+    make bench QUICK=1                     # --quick, under 3 minutes: fewer files, rounds and uploads
+    make bench BENCH_ARGS="--before HEAD"  # adds "ours before": the thumbnailer package at that revision
+    make bench BENCH_ARGS=--no-cloud       # skip LocalStack (e.g. while another run uses its port)
+
+(`tox -e bench` runs `python bench/run.py` with these options, after building what it measures.)
 
 Timing runs in this process, interleaved (see bench/timing.py); memory, one fresh process per
 file and engine (bench/memprobe.py); cold start, fresh Lambda-like interpreters
@@ -15,13 +17,11 @@ numbers are for people to read.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 import statistics
 import subprocess
 import sys
-import tarfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from bench import coldstart, corpus, engines, report  # noqa: E402
 from bench.timing import percentile, time_interleaved  # noqa: E402
+from thumbnailer.logs import json_handler  # noqa: E402
 
 OUT_DIR = REPO_ROOT / "build" / "bench"
 LAYER_DIR = REPO_ROOT / "build" / "layer"
@@ -40,15 +41,6 @@ COST_BASIS = "jpeg-baseline-12mp.jpg"
 MiB_KIB = 1024
 
 LOG = logging.getLogger("bench")
-
-
-class JsonLines(logging.Formatter):
-    """One JSON object per progress line."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(
-            {"time": round(record.created, 1), "level": record.levelname, "message": record.getMessage()}
-        )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -66,9 +58,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLines())
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    logging.basicConfig(level=logging.INFO, handlers=[json_handler()])
     quick = args.quick
     rounds = args.rounds or (3 if quick else 11)
     started, started_at = time.monotonic(), datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -89,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     items = corpus.ensure(quick=quick, limits=not quick)
     LOG.info("corpus ready: %d files in %s", len(items), corpus.CORPUS_DIR)
 
-    before_core = _before_core(args.before) if args.before else None
+    before_core = (
+        report.export_revision(args.before, ("thumbnailer",), OUT_DIR / "before") if args.before else None
+    )
     names = ["guide", "ours"] + (["ours-before"] if before_core else [])
     vips_reason = engines.vips_unavailable()
     if vips_reason:
@@ -119,25 +111,6 @@ def main(argv: list[str] | None = None) -> int:
     json_path, md_path = report.write(results, args.out)
     LOG.info("wrote %s and %s in %.0f s", json_path, md_path, results["duration_s"])
     return 0
-
-
-def _before_core(revision: str) -> Path:
-    """The folder holding the thumbnailer/ package as of `revision` (git archive), under build/bench/."""
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", revision], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    target = OUT_DIR / "before" / commit
-    if not (target / "thumbnailer" / "core.py").is_file():
-        target.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(
-            ["git", "archive", "--format=tar", commit, "thumbnailer"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            check=True,
-        ).stdout
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(target, filter="data")
-    return target
 
 
 def _boto3_version() -> dict:

@@ -15,6 +15,8 @@
 // functions, queues, topics, EventBridge) is written back as it was. `sls remove` takes ours out the
 // same way. S3 refuses two configurations whose events and key filters overlap: if another function
 // already gets every ObjectCreated event of the bucket, the attach fails with S3's message.
+// With params.<stage>.trigger eventbridge, attaching instead turns on the bucket's delivery to
+// EventBridge (the stack's rule does the rest); detaching leaves it on, since other rules may use it.
 
 const NAME_RULES = {
   stage: /^[a-z0-9][a-z0-9-]*$/,
@@ -24,9 +26,15 @@ const NAME_RULES = {
 const ACCOUNT_ID_LENGTH = 12;
 const LIMITS = { role: 64, bucket: 63, function: 64, queue: 80 };
 const EVENTS = ['s3:ObjectCreated:*', 's3:ObjectRemoved:*', 's3:LifecycleExpiration:*'];
+const CHOICES = { trigger: ['s3', 'eventbridge'], batchRole: ['true', 'false'] };
 
-function problems({ service, stage, region, existingBucket, thumbnailBucket }) {
+function problems({ service, stage, region, existingBucket, thumbnailBucket, choices = {} }) {
   const found = [];
+  for (const [param, value] of Object.entries(choices)) {
+    if (!CHOICES[param].includes(String(value))) {
+      found.push(`params.${stage}.${param} "${value}": use one of ${CHOICES[param].join(', ')}`);
+    }
+  }
   if (!NAME_RULES.stage.test(stage)) {
     found.push(`stage "${stage}": use lower-case letters, digits and hyphens (it becomes part of bucket names)`);
   }
@@ -58,14 +66,16 @@ function configurationId(service, stage, event) {
   return `${service}-${stage}-${event.replace(/^s3:/, '').replace(/:\*$/, '')}`;
 }
 
-// The bucket's notification configuration with this stage's Lambda configurations set (functionArn)
-// or taken out (null); everything else is kept as it was.
-function mergedNotifications(current, service, stage, functionArn) {
+// The bucket's notification configuration with this stage's Lambda configurations set (functionArn
+// and the s3 trigger) or taken out (null, or the eventbridge trigger, which turns on delivery to
+// EventBridge instead); everything else is kept as it was.
+function mergedNotifications(current, service, stage, functionArn, trigger = 's3') {
   const ours = new Set(EVENTS.map((event) => configurationId(service, stage, event)));
   const merged = { ...current };
   delete merged.ResponseMetadata;
   const others = (current.LambdaFunctionConfigurations || []).filter((c) => !ours.has(c.Id));
-  merged.LambdaFunctionConfigurations = functionArn
+  if (functionArn && trigger === 'eventbridge') merged.EventBridgeConfiguration = {};
+  merged.LambdaFunctionConfigurations = functionArn && trigger !== 'eventbridge'
     ? [
         ...others,
         ...EVENTS.map((event) => ({
@@ -91,26 +101,26 @@ class StageChecksPlugin {
   }
 
   settings() {
-    const service = this.serverless.service;
-    const params = (service.params && service.params.default) || {};
-    const resolved = this.serverless.configurationInput || {};
+    const provider = this.serverless.getProvider('aws');
     return {
-      service: service.service,
-      stage: this.serverless.getProvider('aws').getStage(),
-      region: this.serverless.getProvider('aws').getRegion(),
-      existingBucket: this.param('existingBucket', params),
-      thumbnailBucket: this.param('thumbnailBucket', params),
-      resolved,
+      service: this.serverless.service.service,
+      stage: provider.getStage(),
+      region: provider.getRegion(),
+      existingBucket: this.param('existingBucket'),
+      thumbnailBucket: this.param('thumbnailBucket'),
+      trigger: this.param('trigger'),
+      choices: Object.fromEntries(Object.keys(CHOICES).map((name) => [name, this.param(name)])),
     };
   }
 
-  param(name, defaults) {
-    const stage = this.serverless.getProvider('aws').getStage();
-    const stages = this.serverless.service.params || {};
+  // A parameter as ${param:...} resolves it: --param, then params.<stage>, then params.default.
+  param(name) {
     const fromCli = (this.options.param || []).find((item) => item.startsWith(`${name}=`));
     if (fromCli) return fromCli.slice(name.length + 1);
-    if (stages[stage] && stages[stage][name] !== undefined) return stages[stage][name] || '';
-    return defaults[name] || '';
+    const configured = (this.serverless.configurationInput || {}).params || {};
+    const stage = configured[this.serverless.getProvider('aws').getStage()] || {};
+    const value = stage[name] != null ? stage[name] : (configured.default || {})[name];
+    return value == null ? '' : String(value);
   }
 
   checkNames() {
@@ -121,7 +131,7 @@ class StageChecksPlugin {
   }
 
   async attachExistingBucket(attach) {
-    const { service, stage, existingBucket } = this.settings();
+    const { service, stage, existingBucket, trigger } = this.settings();
     if (!existingBucket) return;
     const provider = this.serverless.getProvider('aws');
     let functionArn = null;
@@ -134,10 +144,12 @@ class StageChecksPlugin {
     const current = await provider.request('S3', 'getBucketNotificationConfiguration', { Bucket: existingBucket });
     await provider.request('S3', 'putBucketNotificationConfiguration', {
       Bucket: existingBucket,
-      NotificationConfiguration: mergedNotifications(current, service, stage, functionArn),
+      NotificationConfiguration: mergedNotifications(current, service, stage, functionArn, trigger),
     });
     this.log.notice(
-      attach
+      attach && trigger === 'eventbridge'
+        ? `Turned on EventBridge delivery of the existing bucket ${existingBucket} (its notifications kept)`
+        : attach
         ? `Attached the function to the existing bucket ${existingBucket} (its other notifications kept)`
         : `Detached the function from the existing bucket ${existingBucket} (its other notifications kept)`
     );

@@ -132,13 +132,6 @@ class LayerCheckError(Exception):
     """The layer does not fit the function's runtime or architecture, or lost a dependency."""
 
 
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {"level": record.levelname, "logger": record.name, "message": record.getMessage()}
-        entry.update(getattr(record, "data", {}))
-        return json.dumps(entry, sort_keys=True)
-
-
 def python_version(runtime: str) -> tuple[int, int]:
     """Return (major, minor) of a Lambda runtime name such as ``python3.13``."""
     match = re.fullmatch(r"python(\d)\.(\d+)", runtime)
@@ -171,7 +164,7 @@ def install(target: Path, runtime: str, arch: Arch) -> None:
     command = [
         sys.executable, "-m", "pip", "install",
         "--disable-pip-version-check", "--no-input", "--quiet", "--root-user-action=ignore",
-        "--require-hashes", "-r", str(REQUIREMENTS),
+        "--require-hashes", "--no-deps", "-r", str(REQUIREMENTS),
         "--platform", WHEEL_PLATFORM.format(machine=arch.machine),
         "--implementation", "cp",
         "--python-version", f"{major}.{minor}",
@@ -180,7 +173,7 @@ def install(target: Path, runtime: str, arch: Arch) -> None:
         "--no-compile",
         "--target", str(target),
     ]  # fmt: skip
-    LOGGER.info("pip install", extra={"data": {"command": command}})
+    LOGGER.info("pip install", extra={"fields": {"command": command}})
     subprocess.run(command, check=True)
 
 
@@ -484,7 +477,7 @@ def build(runtime: str, arch: Arch, out_dir: Path, force: bool = False) -> dict:
         info = json.loads(info_path.read_text())
         if info.get("inputs_sha256") == digest:
             check(python_dir, runtime, arch)
-            LOGGER.info("layer up to date", extra={"data": {"zip": str(archive)}})
+            LOGGER.info("layer up to date", extra={"fields": {"zip": str(archive)}})
             return info
     started = time.monotonic()
     if arch_dir.exists():
@@ -510,7 +503,7 @@ def build(runtime: str, arch: Arch, out_dir: Path, force: bool = False) -> dict:
         "build_seconds": round(time.monotonic() - started, 2),
     }
     info_path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-    LOGGER.info("layer built", extra={"data": {k: v for k, v in info.items() if k != "removed"}})
+    LOGGER.info("layer built", extra={"fields": {k: v for k, v in info.items() if k != "removed"}})
     return info
 
 
@@ -528,14 +521,14 @@ def main(argv: list[str] | None = None) -> int:
         help=f"also compile the function's code ({', '.join(FUNCTION_CODE)}) to bytecode, for sls package",
     )
     args = parser.parse_args(argv)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonFormatter())
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    from thumbnailer.logs import json_handler
+
+    logging.basicConfig(level=logging.INFO, handlers=[json_handler()])
     arch = ARCHES[args.arch]
     try:
         if args.check_only:
             result = check(args.out_dir / arch.lambda_name / "python", args.runtime, arch)
-            LOGGER.info("layer check passed", extra={"data": result})
+            LOGGER.info("layer check passed", extra={"fields": result})
         else:
             build(args.runtime, arch, args.out_dir, force=args.force)
         if args.function_code:
@@ -547,4 +540,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    sys.path.insert(1, str(REPO_ROOT))  # thumbnailer.logs
     sys.exit(main())

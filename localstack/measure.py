@@ -1,14 +1,13 @@
 """Measure host-mode LocalStack: start-to-ready, cold and warm invoke latency (medians).
 
-Run from the repository root with a Python that has boto3 (e.g. the tox env or LocalStack's venv):
+Run from the repository root in the integration test environment (boto3, the harness):
 
-    build/localstack/venv/bin/python localstack/measure.py [--rounds 5] [--warm 20]
+    .venv/bin/tox exec -e integration -- python localstack/measure.py --rounds 5 --warm 20
 
 Starts (and afterwards stops) its own LocalStack unless one is already running; prints JSON.
 """
 
 import argparse
-import importlib.util
 import io
 import json
 import statistics
@@ -18,16 +17,11 @@ import uuid
 import zipfile
 from pathlib import Path
 
-SERVER_PY = Path(__file__).resolve().with_name("server.py")
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+
+from harness import localstack
+
 HANDLER = "def lambda_handler(event, context):\n    return {'ok': True}\n"
-
-
-def _server():
-    spec = importlib.util.spec_from_file_location("localstack_host_server", SERVER_PY)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _zip() -> bytes:
@@ -48,24 +42,16 @@ def _timed_invoke(client, name: str) -> float:
 
 def main() -> None:
     """Print start-to-ready seconds and cold/warm invoke medians in ms."""
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="cold starts (one new function each)")
     parser.add_argument("--warm", type=int, default=20, help="warm invokes")
     args = parser.parse_args()
-    import boto3
-
-    server = _server()
+    server = localstack.server()
     was_running = server.status()["healthy"]
     started = time.monotonic()
     with server.localstack_running() as endpoint:
         ready_s = time.monotonic() - started
-        client = boto3.client(
-            "lambda",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
+        client = localstack.client("lambda", endpoint)
         code = _zip()
         names, cold = [], []
         try:

@@ -1,6 +1,7 @@
 """Run LocalStack on this host, without Docker, with Lambda functions as local processes.
 
-CLI (run from the repository root with any Python >= 3.11)::
+CLI (run from the repository root with any Python >= 3.11: standard library only, no requests, so
+that the bare Python of `make localstack` and `make stop` runs it too)::
 
     python localstack/server.py install   # venv + runtime packages (idempotent, fast when done)
     python localstack/server.py start     # install, start in the background, wait until healthy
@@ -22,7 +23,8 @@ line proves it is the LocalStack this checkout started (a pid file can outlive a
 
 Paths: the venv is ``build/localstack/venv`` (Python 3.13), the runtime packages of the Lambda
 runtimes ``build/lambda-runtime/<runtime>/``, and state (log, pid file, volume, scratch space)
-``build/localstack/``. Settings (environment): ``LOCALSTACK_PYTHON`` (interpreter for the venv),
+``build/localstack/``. Settings (environment): ``LOCALSTACK_PYTHON`` (interpreter for the venv;
+default: this one when it is 3.13, else ``python3.13`` on PATH),
 ``LOCALSTACK_GATEWAY_LISTEN`` (default ``127.0.0.1:4566``), ``LOCALSTACK_GATEWAY_SERVER``
 (default ``twisted``), ``LOCALSTACK_STATE_DIR`` (pid file, log and volume of this instance),
 ``LOCALSTACK_START_TIMEOUT`` (s), ``LOCALSTACK_REUSE_ONLY=1`` (never start one: fail unless the
@@ -75,7 +77,7 @@ EXECUTOR_NAME = "host"
 LAMBDA_RUNTIMES = {"python3.13": "3.13", "python3.12": "3.12"}
 
 DEFAULT_LISTEN = "127.0.0.1:4566"
-DEFAULT_PYTHON = Path.home() / ".pyenv" / "versions" / "3.13.0" / "bin" / "python3.13"
+VENV_PYTHON_VERSION = "3.13"  # what constraints.txt is resolved for
 DEFAULT_START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 20.0
 # How long start/stop wait for another start/stop (first run: install, then start) to finish.
@@ -83,15 +85,6 @@ LOCK_WAIT_S = 600.0
 HEALTH_PATH = "/_localstack/health"
 
 LOG = logging.getLogger("localstack-host")
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per log line."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {"level": record.levelname, "logger": record.name, "message": record.getMessage()}
-        entry.update(getattr(record, "fields", {}))
-        return json.dumps(entry)
 
 
 class LocalStackError(RuntimeError):
@@ -203,12 +196,12 @@ def venv_python() -> Path:
 
 
 def _base_python() -> str:
-    python = os.environ.get("LOCALSTACK_PYTHON") or str(DEFAULT_PYTHON)
-    if not os.access(python, os.X_OK):
-        raise LocalStackError(
-            f"Python 3.13 not found at {python}; install it (pyenv install 3.13.0) or set LOCALSTACK_PYTHON"
-        )
-    return python
+    from harness.interpreters import PythonNotFound, find_python
+
+    try:
+        return find_python(VENV_PYTHON_VERSION, "LOCALSTACK_PYTHON")
+    except PythonNotFound as exc:
+        raise LocalStackError(str(exc)) from None
 
 
 def _run(command: list[str]) -> None:
@@ -581,9 +574,9 @@ def localstack_running(timeout: float | None = None) -> Iterator[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    from thumbnailer.logs import json_handler
+
+    logging.basicConfig(level=logging.INFO, handlers=[json_handler()])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["install", "start", "stop", "status", "wait", "check-stopped"])
     parser.add_argument("--timeout", type=float, default=None, help="seconds to wait for health")
@@ -616,4 +609,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    sys.path.insert(1, str(REPO_ROOT))  # thumbnailer.logs, harness.interpreters
     sys.exit(main())

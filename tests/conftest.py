@@ -5,7 +5,7 @@ They are lazy: unit tests never request them, so they never start anything.
 
 import pytest
 
-from tools import stack as stack_tools
+from harness import localstack
 
 
 @pytest.fixture(scope="session")
@@ -15,7 +15,7 @@ def localstack_endpoint():
     Export AWS_ENDPOINT_URL (or LOCALSTACK_ENDPOINT) to reuse one that is already running; it is
     then left running.
     """
-    with stack_tools.localstack_server().localstack_running() as endpoint:
+    with localstack.server().localstack_running() as endpoint:
         yield endpoint
 
 
@@ -23,7 +23,7 @@ def localstack_endpoint():
 def aws_client(localstack_endpoint):
     """Factory: `aws_client("s3")` is a boto3 client bound to LocalStack with fake credentials."""
 
-    def client(service: str):
-        return stack_tools.client(service, localstack_endpoint)
+    def client(service: str, **options):
+        return localstack.client(service, localstack_endpoint, **options)
 
     return client

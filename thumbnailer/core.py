@@ -238,14 +238,13 @@ def _reduce(
 def _reduce_generic(image: Image.Image, box: tuple[int, int]) -> Image.Image:
     """Pillow decodes the whole image; mode conversion and reduction then go band by band.
 
-    JPEGs are shrunk before any mode conversion so that `thumbnail()` can ask libjpeg for a
-    reduced-scale decode (draft mode). Converted as a whole, a palette or 16-bit image would get
+    JPEGs are shrunk before any mode conversion so that libjpeg can decode at a reduced scale
+    (draft mode, `jpeg.thumbnail`). Converted as a whole, a palette or 16-bit image would get
     a full-size true-colour copy, and alpha another one, premultiplied, inside resize(): the same
     pixels in bands avoid both.
     """
     if image.format in ("JPEG", "MPO"):
-        image.thumbnail(box, Image.Resampling.LANCZOS)
-        return to_working_mode(image)
+        return to_working_mode(jpeg.thumbnail(image, box))
     final_size = thumbnail_size(image.size, box)
     if final_size is not None:
         sample = to_working_mode(image.crop((0, 0, 1, 1)))

@@ -1,4 +1,10 @@
-"""Parsing of S3 event notifications into the objects they name, and what cannot be used."""
+"""Parsing of the events that name S3 objects, and of what cannot be used.
+
+Three shapes reach the function: S3 event notifications (`Records`, keys URL-encoded), S3 events
+delivered by EventBridge (`source` aws.s3, one object in `detail`, keys as they are), and S3 Batch
+Operations tasks (`invocationSchemaVersion`, `tasks`, keys URL-encoded), whose caller expects a
+result per task.
+"""
 
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -49,12 +55,36 @@ class Malformed:
 
 
 @dataclass(frozen=True)
+class BatchTask:
+    """One task of an S3 Batch Operations invocation: its id, and its object (or what is wrong)."""
+
+    task_id: str
+    target: "S3ObjectRef | Malformed"
+
+
+@dataclass(frozen=True)
+class BatchInvocation:
+    """An S3 Batch Operations invocation: the ids its response must echo, and its tasks."""
+
+    invocation_id: str
+    schema_version: str
+    tasks: tuple[BatchTask, ...]
+
+
+@dataclass(frozen=True)
 class ParsedEvent:
     """The usable records of an event, and a description of each unusable one."""
 
     objects: tuple[S3ObjectRef, ...]
     malformed: tuple[Malformed, ...] = ()
     is_test_event: bool = False
+    batch: BatchInvocation | None = None
+
+
+# EventBridge's S3 detail types and reasons, as S3 notification event names.
+_EVENTBRIDGE_KINDS = {"Object Created": "ObjectCreated", "Object Deleted": "ObjectRemoved"}
+_LIFECYCLE_REASON = "Lifecycle Expiration"
+BATCH_EVENT_NAME = "ObjectCreated:BatchOperation"
 
 
 def parse_event(event: object) -> ParsedEvent:
@@ -69,6 +99,13 @@ def parse_event(event: object) -> ParsedEvent:
         return ParsedEvent(objects=(), malformed=(Malformed("event", "Records", message),))
     if event.get("Event") == "s3:TestEvent":
         return ParsedEvent(objects=(), is_test_event=True)
+    if event.get("source") == "aws.s3" and "detail" in event:
+        parsed = _parse_eventbridge(event)
+        return (
+            ParsedEvent(objects=(parsed,)) if isinstance(parsed, S3ObjectRef) else ParsedEvent((), (parsed,))
+        )
+    if "invocationSchemaVersion" in event and "tasks" in event:
+        return _parse_batch(event)
     records = event.get("Records")
     if not isinstance(records, list):
         found = ", ".join(sorted(map(str, event))) or "nothing"
@@ -98,6 +135,60 @@ def _parse_record(record: object, where: str) -> "S3ObjectRef | Malformed":
         size=size if isinstance(size, int) else None,
         sequencer=sequencer if isinstance(sequencer, str) else None,
     )
+
+
+def _parse_eventbridge(event: Mapping) -> "S3ObjectRef | Malformed":
+    """An S3 event as EventBridge delivers it: one object, its key not URL-encoded."""
+    bucket = _field(event, ("detail", "bucket", "name"))
+    key = _field(event, ("detail", "object", "key"))
+    for value in (bucket, key):
+        if isinstance(value, tuple):
+            field, message = value
+            return Malformed("event", field, f"EventBridge event: {message}")
+    detail = event["detail"]
+    reason = str(detail.get("reason", ""))
+    kind = _EVENTBRIDGE_KINDS.get(str(event.get("detail-type")), f"EventBridge:{event.get('detail-type')}")
+    if kind == "ObjectRemoved" and reason == _LIFECYCLE_REASON:
+        event_name = "LifecycleExpiration:Delete"
+    else:
+        event_name = f"{kind}:{reason or 'unknown'}"  # ObjectCreated:PutObject, ObjectRemoved:DeleteObject
+    size = detail["object"].get("size")
+    sequencer = detail["object"].get("sequencer")
+    return S3ObjectRef(
+        bucket=bucket,
+        key=key,
+        event_name=event_name,
+        size=size if isinstance(size, int) else None,
+        sequencer=sequencer if isinstance(sequencer, str) else None,
+    )
+
+
+def _parse_batch(event: Mapping) -> ParsedEvent:
+    """S3 Batch Operations tasks (schema 1.0: s3BucketArn; 2.0: s3Bucket); keys URL-encoded as in
+    the manifest (form encoding, as S3 Inventory writes them and ops/backfill's manifest does)."""
+    tasks = []
+    for index, task in enumerate(event.get("tasks") or []):
+        task_id = str(task.get("taskId", "")) if isinstance(task, Mapping) else ""
+        where = f"tasks[{index}]"
+        key = _field(task, ("s3Key",))
+        bucket = _field(task, ("s3Bucket",)) if isinstance(task, Mapping) and "s3Bucket" in task else None
+        if bucket is None:
+            arn = _field(task, ("s3BucketArn",))
+            bucket = arn.rsplit(":", 1)[-1] if isinstance(arn, str) else arn
+        problem = next((value for value in (key, bucket) if isinstance(value, tuple)), None)
+        if problem is not None:
+            field, message = problem
+            tasks.append(BatchTask(task_id, Malformed(where, field, f"{where}: {message}")))
+            continue
+        tasks.append(
+            BatchTask(task_id, S3ObjectRef(bucket=bucket, key=unquote_plus(key), event_name=BATCH_EVENT_NAME))
+        )
+    invocation = BatchInvocation(
+        invocation_id=str(event.get("invocationId", "")),
+        schema_version=str(event.get("invocationSchemaVersion")),
+        tasks=tuple(tasks),
+    )
+    return ParsedEvent(objects=(), batch=invocation)
 
 
 def _field(record: object, path: tuple[str, ...]) -> "str | tuple[str, str]":

@@ -1,4 +1,8 @@
-"""JSON-lines logging: one object per line, with the fields a record's outcome needs."""
+"""JSON-lines logging: one object per line, with the fields a record's outcome needs.
+
+The function's format, and the one format of every tool's progress log (ops/, harness/, bench/,
+layer/build.py, localstack/server.py): standard library only.
+"""
 
 import json
 import logging
@@ -34,6 +38,13 @@ class _StdoutHandler(logging.StreamHandler):
     @stream.setter
     def stream(self, _value):
         pass
+
+
+def json_handler(stream=None) -> logging.StreamHandler:
+    """A handler writing JSON lines to `stream` (default stderr): how the tools log their progress."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    return handler
 
 
 def get_logger(level: str = "INFO") -> logging.Logger:

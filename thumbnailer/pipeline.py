@@ -27,7 +27,7 @@ from thumbnailer.errors import (
     SourceKeptChanging,
     SourceTooLarge,
 )
-from thumbnailer.events import S3ObjectRef, parse_event
+from thumbnailer.events import BatchInvocation, Malformed, S3ObjectRef, parse_event
 from thumbnailer.logs import log
 from thumbnailer.settings import Settings
 
@@ -60,6 +60,21 @@ class Outcome:
     """What happened to one object; `name` is the `outcome` field of its log line."""
 
     name: str
+    message: str = ""
+    reason: str | None = None
+
+
+# S3 Batch Operations result codes per outcome; a transient failure is a TemporaryFailure (the job
+# retries the task), anything that left no thumbnail for good a PermanentFailure (the completion
+# report then lists the object and why).
+BATCH_RESULT_CODES = {
+    "created": "Succeeded",
+    "kept_source_exists": "Succeeded",
+    "skipped_recursion": "Succeeded",
+    "rejected": "PermanentFailure",
+    "skipped_missing": "PermanentFailure",
+    "malformed": "PermanentFailure",
+}
 
 
 def handle_event(
@@ -71,6 +86,8 @@ def handle_event(
 ) -> dict:
     """Process every object an S3 event names and return counts per outcome."""
     parsed = parse_event(event)
+    if parsed.batch is not None:
+        return handle_batch(parsed.batch, storage, settings, logger, request_id)
     if parsed.is_test_event:
         log(logger, logging.INFO, "ignored s3:TestEvent", outcome="ignored_test_event", request_id=request_id)
         return {"records": 0, "outcomes": {}}
@@ -78,16 +95,7 @@ def handle_event(
     outcomes: Counter[str] = Counter()
     for problem in parsed.malformed:
         outcomes["malformed"] += 1
-        log(
-            logger,
-            logging.ERROR,
-            f"malformed, dropped (a retry would get the same event): {problem.message}",
-            outcome="malformed",
-            reason="malformed_event",
-            where=problem.where,
-            field=problem.field,
-            request_id=request_id,
-        )
+        log_malformed(logger, problem, request_id)
     failures: list[tuple[S3ObjectRef, Exception]] = []
     for ref in parsed.objects:
         try:
@@ -102,6 +110,54 @@ def handle_event(
             f"{len(failures)} of {len(parsed.objects)} records failed and will be retried: {summary}"
         ) from failures[0][1]
     return {"records": len(parsed.objects) + len(parsed.malformed), "outcomes": dict(outcomes)}
+
+
+def handle_batch(
+    batch: BatchInvocation,
+    storage: Storage,
+    settings: Settings,
+    logger: logging.Logger,
+    request_id: str | None = None,
+) -> dict:
+    """Process the tasks of an S3 Batch Operations invocation; answer with a result per task.
+
+    Never raises: the job needs every task's result (a raised error would fail all of them).
+    """
+    results = []
+    for task in batch.tasks:
+        if isinstance(task.target, Malformed):
+            log_malformed(logger, task.target, request_id)
+            code, text = "PermanentFailure", f"malformed task: {task.target.message}"
+        else:
+            try:
+                outcome = process_object(task.target, storage, settings, logger, request_id)
+            except Exception as exc:  # transient, logged by process_object: the job retries the task
+                code, text = "TemporaryFailure", f"{type(exc).__name__}: {exc}"
+            else:
+                code = BATCH_RESULT_CODES.get(outcome.name, "PermanentFailure")
+                reason = f"{outcome.reason}: " if outcome.reason else ""
+                text = f"{outcome.name}: {reason}{outcome.message}"
+        results.append({"taskId": task.task_id, "resultCode": code, "resultString": text[:1024]})
+    return {
+        "invocationSchemaVersion": batch.schema_version,
+        "treatMissingKeysAs": "PermanentFailure",
+        "invocationId": batch.invocation_id,
+        "results": results,
+    }
+
+
+def log_malformed(logger: logging.Logger, problem: Malformed, request_id: str | None) -> None:
+    """One ERROR line for a malformed event or record: where, which field, why; never retried."""
+    log(
+        logger,
+        logging.ERROR,
+        f"malformed, dropped (a retry would get the same event): {problem.message}",
+        outcome="malformed",
+        reason="malformed_event",
+        where=problem.where,
+        field=problem.field,
+        request_id=request_id,
+    )
 
 
 def process_object(
@@ -139,7 +195,7 @@ def process_object(
             s3_requests=s3_requests,
             **extra,
         )
-        return outcome
+        return Outcome(outcome.name, message, extra.get("reason"))
 
     if not (ref.is_creation or ref.is_removal):
         return finish(logging.INFO, "ignored: neither a creation nor a removal", Outcome("ignored_event"))

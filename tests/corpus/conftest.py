@@ -11,9 +11,9 @@ from tests.support.corpus import (
     REPORT_NAME,
     CorpusMissing,
     corpus_dir,
-    corpus_required,
     load_manifest,
 )
+from tests.support.tiers import CORPUS_REQUIRED, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ def corpus_directory() -> Path:
 
 @pytest.fixture(scope="session")
 def corpus_manifest(corpus_directory) -> dict:
-    """The corpus's manifest.json (written by `python tools/corpus.py fetch`).
+    """The corpus's manifest.json (written by `python -m harness.corpus fetch`).
 
     Missing, the tests skip and say to run `make corpus`; with CI or THUMBNAILER_CORPUS_REQUIRED
     set they fail instead. To test another corpus, set THUMBNAILER_CORPUS_DIR to a folder laid
@@ -36,9 +36,9 @@ def corpus_manifest(corpus_directory) -> dict:
     try:
         return load_manifest(corpus_directory)
     except CorpusMissing as exc:
-        if corpus_required():
-            pytest.fail(f"{exc} (required: CI or THUMBNAILER_CORPUS_REQUIRED is set)")
-        pytest.skip(str(exc))
+        unavailable(
+            str(exc), fix="run `make corpus` (python -m harness.corpus fetch)", variable=CORPUS_REQUIRED
+        )
 
 
 class CorpusReport:

@@ -44,7 +44,7 @@ from thumbnailer.errors import PermanentError
 KNOWN_DIFFERENCES: dict[str, str] = {}
 
 # Pixel tolerances per output format: luma SSIM and mean absolute difference (MAD, levels of 255)
-# per channel over grey, as in tests/support/golden.py, against the reference as the format writes
+# per channel over grey, as in harness/golden.py, against the reference as the format writes
 # it (JPEG and WebP encoded at quality 85: the encoder's own loss is the same in any correct
 # pipeline). Measured on this corpus with Pillow 13.0.0 (worst file in brackets); every limit lies
 # between the two groups:

@@ -5,7 +5,7 @@ import hashlib
 import pytest
 
 from fixtures.make_fixtures import THIRD_PARTY
-from tests.support.fixtures import image_bytes
+from harness.fixtures import image_bytes
 
 # fixtures/make_fixtures.py names each origin as "<archive> (<registry, licence>), <folder>/<path>";
 # the corpus keeps each archive's files under <source>/<folder without its top level>/<path>.

@@ -6,7 +6,7 @@ here skips: Docker mode never shares a pytest session, or a port, with host mode
 
 import pytest
 
-from tools import stack as stack_tools
+from harness import localstack
 
 PLUGIN = "tests.docker.plugin"
 OUTSIDE_DOCKER_SESSION = (
@@ -25,7 +25,7 @@ def docker_endpoint(request) -> str:
 
 @pytest.fixture(scope="session")
 def docker_settings(request, docker_endpoint):
-    """The session's ``harness.Settings`` (port, image, whether a token is set)."""
+    """The session's ``container.Settings`` (port, image, whether a token is set)."""
     from tests.docker import plugin
 
     return request.config.stash[plugin.SETTINGS_KEY]
@@ -36,6 +36,6 @@ def docker_client(docker_endpoint):
     """Factory: ``docker_client("lambda")`` is a boto3 client bound to the container."""
 
     def client(service: str):
-        return stack_tools.client(service, docker_endpoint)
+        return localstack.client(service, docker_endpoint)
 
     return client

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.docker import harness
+from tests.docker import container
 
-SETTINGS_KEY = pytest.StashKey[harness.Settings]()
+SETTINGS_KEY = pytest.StashKey[container.Settings]()
 SAVED_ENV_KEY = pytest.StashKey[dict[str, str | None]]()
 SESSION_ENVIRONMENT = ("LOCALSTACK_ENDPOINT", "LOCALSTACK_REUSE_ONLY", "AWS_ENDPOINT_URL")
-HOST_MODE_TESTS = harness.REPO_ROOT / "tests" / "localstack"
-END_TO_END_TESTS = harness.REPO_ROOT / "tests" / "integration"
+HOST_MODE_TESTS = container.REPO_ROOT / "tests" / "localstack"
+END_TO_END_TESTS = container.REPO_ROOT / "tests" / "integration"
 NO_TOKEN_REASON = (
     "needs LOCALSTACK_AUTH_TOKEN: the free LocalStack image does not apply Lambda layers, so the "
     "deployed function cannot import Pillow. Export LOCALSTACK_AUTH_TOKEN to run the end-to-end "
@@ -37,8 +37,8 @@ NO_TOKEN_REASON = (
 def pytest_configure(config: pytest.Config) -> None:
     """Read the settings and point the session's LocalStack fixtures at the container."""
     try:
-        settings = harness.Settings.from_environment()
-    except harness.DockerModeError as exc:
+        settings = container.Settings.from_environment()
+    except container.DockerModeError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SETTINGS_KEY] = settings
     config.stash[SAVED_ENV_KEY] = {name: os.environ.get(name) for name in SESSION_ENVIRONMENT}
@@ -83,16 +83,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def docker_localstack(pytestconfig: pytest.Config) -> Iterator[str]:
     """Endpoint of the container, healthy; the compose stack is removed after the session."""
     settings = pytestconfig.stash[SETTINGS_KEY]
-    problem = harness.engine_problem()
+    problem = container.engine_problem()
     if problem:
         if settings.required:
             pytest.fail(f"THUMBNAILER_DOCKER_REQUIRED=1 and Docker mode cannot run: {problem}", pytrace=False)
         pytest.skip(problem)
-    stack = harness.ComposeStack(settings)
+    stack = container.ComposeStack(settings)
     try:
         endpoint = stack.up()
-    except harness.DockerModeError as exc:
-        with contextlib.suppress(harness.DockerModeError):
+    except container.DockerModeError as exc:
+        with contextlib.suppress(container.DockerModeError):
             stack.down()
         pytest.fail(str(exc), pytrace=False)
     yield endpoint

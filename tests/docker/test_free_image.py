@@ -2,7 +2,7 @@
 
 A Python function runs in a Lambda container, and our real stack deploys with `npx sls deploy
 --stage local` on the container's port (serverless-localstack takes the endpoint from
-AWS_ENDPOINT_URL, which tools/stack.py sets, before serverless.yml's host and edgePort). The
+AWS_ENDPOINT_URL, which harness/stack.py sets, before serverless.yml's host and edgePort). The
 free image does not apply layers, so the deployed function cannot import Pillow there: the
 end-to-end suite (tests/integration) runs in this session only with LOCALSTACK_AUTH_TOKEN.
 """
@@ -14,7 +14,7 @@ import zipfile
 
 import pytest
 
-from tools import stack as stack_tools
+from harness import stack
 
 pytestmark = pytest.mark.docker
 
@@ -26,11 +26,11 @@ def stack_on_docker(docker_endpoint):
     Module scope: removed before tests/integration deploys the same stage in this session.
     """
     try:
-        stack = stack_tools.deploy(docker_endpoint)
-    except stack_tools.DeployError as exc:
+        deployed = stack.deploy(docker_endpoint)
+    except stack.DeployError as exc:
         pytest.fail(str(exc))
-    yield stack
-    stack_tools.remove(docker_endpoint, stack)
+    yield deployed
+    stack.remove(docker_endpoint, deployed)
 
 
 def test_a_python_function_runs_in_a_lambda_container(docker_client):

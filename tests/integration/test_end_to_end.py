@@ -7,8 +7,8 @@ import uuid
 import pytest
 from PIL import Image
 
-from tests.support.fixtures import INVALID_IMAGES, VALID_IMAGES, display_size, image_bytes, s3_put_event
-from tests.support.golden import assert_matches_golden
+from harness.fixtures import INVALID_IMAGES, VALID_IMAGES, display_size, image_bytes, s3_put_event
+from harness.golden import assert_matches_golden
 
 pytestmark = pytest.mark.localstack
 
@@ -76,7 +76,7 @@ def test_recursion_guard_end_to_end(s3, deployed_stack, key_prefix, function_log
     skipped = function_logs.wait_for(lambda line: line.get("key") in thumbnail_keys, count=len(names))
 
     assert {line["outcome"] for line in skipped} == {"skipped_recursion"}
-    created = [line for line in function_logs.records() if line.get("key", "").startswith(key_prefix)]
+    created = [line for line in function_logs.read().lines if line.get("key", "").startswith(key_prefix)]
     assert sorted(line["key"] for line in created) == sorted(key_prefix + name for name in names)
     listed = s3.list_objects_v2(Bucket=deployed_stack.bucket, Prefix="thumbnails/thumbnails/")
     assert listed.get("KeyCount", 0) == 0

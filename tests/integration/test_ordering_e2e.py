@@ -14,8 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.integration.test_reliability import LogWindow, now_ms, wait_until
-from tests.support.fixtures import image_bytes
+from harness.fixtures import image_bytes
+from harness.function_log import FunctionLog
+from harness.waiting import wait_until
 
 pytestmark = pytest.mark.localstack
 
@@ -38,7 +39,7 @@ def test_racing_uploads_and_deletes_leave_exactly_the_thumbnail_of_each_final_so
     s3, deployed_stack, aws_client, key_prefix, record_property
 ):
     bucket = deployed_stack.bucket
-    window = LogWindow(aws_client("logs"), deployed_stack.log_group, now_ms())
+    window = FunctionLog.from_now(aws_client("logs"), deployed_stack.log_group)
     plans = {
         f"{key_prefix}{name}-{index}-{uuid.uuid4().hex[:6]}.img": steps
         for name, (steps, _) in SEQUENCES.items()

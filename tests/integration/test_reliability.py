@@ -24,22 +24,20 @@ import sys
 import time
 import uuid
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import unquote_plus
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.support.fixtures import INVALID_IMAGES, VALID_IMAGES, image_bytes
-from tools import stack as stack_tools
+from harness import REPO_ROOT
+from harness.fixtures import INVALID_IMAGES, VALID_IMAGES, image_bytes
+from harness.function_log import FunctionLog
+from harness.localstack import REGION
+from harness.thumbnails import thumbnail_key, upload_all, wait_for_thumbnails
+from harness.waiting import wait_until
 
 pytestmark = pytest.mark.localstack
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 REPORT_DIR = REPO_ROOT / "build" / "reliability"
 BURST_SIZE = 200
 UPLOAD_THREADS = 16
@@ -52,47 +50,9 @@ TEST_EVENT = json.dumps({"Event": "s3:TestEvent"}).encode()
 MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
 
 
-def wait_until(predicate, deadline_s: float, what: str):
-    """Poll `predicate` until it returns something truthy; fail naming `what` at the deadline."""
-    deadline = time.monotonic() + deadline_s
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {deadline_s:.0f} s")
-        time.sleep(POLL_S)
-
-
-@dataclass
-class LogWindow:
-    """The function's log events from `since_ms` on: JSON lines, and START lines per request id."""
-
-    client: object
-    group: str
-    since_ms: int
-    lines: list[dict] = field(default_factory=list)
-    starts: Counter = field(default_factory=Counter)
-
-    def read(self) -> "LogWindow":
-        """Re-read everything in the window (CloudWatch Logs in LocalStack, paginated)."""
-        log = stack_tools.read_function_log(self.client, self.group, self.since_ms)
-        self.lines, self.starts = log.lines, log.starts
-        return self
-
-    def for_keys(self, keys: set[str]) -> list[dict]:
-        """The JSON lines about these object keys."""
-        return [line for line in self.lines if line.get("key") in keys]
-
-
-def removals(window: LogWindow, keys: set[str]) -> list[dict]:
+def removals(window: FunctionLog, keys: set[str]) -> list[dict]:
     """The JSON lines of removal events (`ObjectRemoved:*`) about these keys."""
     return [line for line in window.for_keys(keys) if line.get("event_name", "").startswith("ObjectRemoved:")]
-
-
-def now_ms() -> int:
-    """A window start a little in the past: CloudWatch timestamps come from the function's clock."""
-    return int(time.time() * 1000) - 2000
 
 
 @pytest.fixture(scope="module")
@@ -102,18 +62,9 @@ def logs(aws_client):
 
 
 @pytest.fixture(scope="module")
-def fast_s3(localstack_endpoint):
+def fast_s3(aws_client):
     """An S3 client with a connection pool large enough for UPLOAD_THREADS concurrent calls."""
-    return boto3.client(
-        "s3",
-        endpoint_url=localstack_endpoint,
-        region_name=stack_tools.REGION,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(
-            max_pool_connections=2 * UPLOAD_THREADS, retries={"mode": "standard", "max_attempts": 5}
-        ),
-    )
+    return aws_client("s3", max_pool_connections=2 * UPLOAD_THREADS)
 
 
 def listed_keys(s3, bucket: str, prefix: str) -> list[str]:
@@ -136,23 +87,13 @@ def test_burst_of_mixed_uploads_gets_one_thumbnail_per_valid_image(
     names = list(itertools.islice(itertools.cycle(sorted(VALID_IMAGES) + sorted(INVALID_IMAGES)), BURST_SIZE))
     uploads = {f"{prefix}{index:03d}-{name}": name for index, name in enumerate(names)}
     valid = {key for key, name in uploads.items() if name in VALID_IMAGES}
-    expected_thumbnails = {f"thumbnails/{key}" for key in valid}
-    window = LogWindow(logs, deployed_stack.log_group, now_ms())
+    expected_thumbnails = {thumbnail_key(key) for key in valid}
+    window = FunctionLog.from_now(logs, deployed_stack.log_group)
 
     started = time.monotonic()
-    with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
-        list(
-            pool.map(
-                lambda item: fast_s3.put_object(Bucket=bucket, Key=item[0], Body=image_bytes(item[1])),
-                uploads.items(),
-            )
-        )
-    uploaded_s = time.monotonic() - started
-    wait_until(
-        lambda: len(listed_keys(fast_s3, bucket, f"thumbnails/{prefix}")) >= len(valid),
-        deadline_s=300,
-        what=f"{len(valid)} thumbnails",
-    )
+    bodies = {key: image_bytes(name) for key, name in uploads.items()}
+    uploaded_s = max(upload_all(fast_s3, bucket, bodies, threads=UPLOAD_THREADS).values()) - started
+    wait_for_thumbnails(fast_s3, bucket, valid, deadline_s=300, poll_s=POLL_S)
     thumbnails_s = time.monotonic() - started
     # Every upload logs one line; so does every thumbnail write, which triggers the function once more.
     wait_until(
@@ -192,7 +133,11 @@ def test_burst_of_mixed_uploads_gets_one_thumbnail_per_valid_image(
     fast_s3.delete_objects(
         Bucket=bucket, Delete={"Objects": [{"Key": key} for key in uploads], "Quiet": True}
     )
-    wait_until(lambda: not listed_keys(fast_s3, bucket, f"thumbnails/{prefix}"), 300, "thumbnails deleted")
+    wait_until(
+        lambda: not listed_keys(fast_s3, bucket, thumbnail_key(prefix)),
+        deadline_s=300,
+        what="thumbnails deleted",
+    )
     removed = wait_until(
         lambda: (
             (found := removals(window.read(), set(uploads) | expected_thumbnails))
@@ -230,7 +175,7 @@ def test_deleting_a_source_deletes_its_thumbnail_and_deleting_a_thumbnail_does_n
     s3, deployed_stack, key_prefix, logs, wait_for_thumbnail
 ):
     bucket = deployed_stack.bucket
-    window = LogWindow(logs, deployed_stack.log_group, now_ms())
+    window = FunctionLog.from_now(logs, deployed_stack.log_group)
     source, kept = key_prefix + "delete me.jpg", key_prefix + "keep me.png"
     s3.put_object(Bucket=bucket, Key=source, Body=image_bytes("jpeg-baseline.jpg"))
     s3.put_object(Bucket=bucket, Key=kept, Body=image_bytes("png-rgb.png"))
@@ -238,8 +183,8 @@ def test_deleting_a_source_deletes_its_thumbnail_and_deleting_a_thumbnail_does_n
     wait_for_thumbnail(kept)
 
     s3.delete_object(Bucket=bucket, Key=source)
-    s3.get_waiter("object_not_exists").wait(
-        Bucket=bucket, Key=f"thumbnails/{source}", WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    wait_until(
+        lambda: not listed_keys(s3, bucket, thumbnail_key(source)), deadline_s=60, what="thumbnail deleted"
     )
     s3.delete_object(Bucket=bucket, Key=f"thumbnails/{kept}")
     watched = {source, f"thumbnails/{source}", f"thumbnails/{kept}"}
@@ -261,17 +206,17 @@ def test_deleting_a_source_deletes_its_thumbnail_and_deleting_a_thumbnail_does_n
     assert listed_keys(s3, bucket, f"thumbnails/thumbnails/{key_prefix}") == []
 
 
-def run_tool(script: str, endpoint: str, *args: str) -> tuple[int, list[dict], str]:
-    """Run tools/<script> as an operator would; return exit status, stdout JSON lines, stderr."""
+def run_tool(command: str, endpoint: str, *args: str) -> tuple[int, list[dict], str]:
+    """Run `python -m ops.<command>` as an operator would; return exit status, stdout JSON lines, stderr."""
     env = {
         **os.environ,
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": stack_tools.REGION,
+        "AWS_DEFAULT_REGION": REGION,
     }
     result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "tools" / script), *args],
+        [sys.executable, "-m", f"ops.{command}", *args],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -326,7 +271,7 @@ def test_backfill_creates_missing_and_stale_thumbnails_only(
     before = set(listed_keys(s3, legacy_bucket, ""))
     common = ["--bucket", legacy_bucket, "--function", deployed_stack.function_name, "--page-size", "3"]
 
-    code, lines, _ = run_tool("backfill.py", localstack_endpoint, *common, "--dry-run")
+    code, lines, _ = run_tool("backfill", localstack_endpoint, *common, "--dry-run")
 
     assert code == 0
     *items, summary = lines
@@ -336,7 +281,7 @@ def test_backfill_creates_missing_and_stale_thumbnails_only(
     assert set(listed_keys(s3, legacy_bucket, "")) == before
 
     code, lines, stderr = run_tool(
-        "backfill.py", localstack_endpoint, *common, "--concurrency", "3", "--progress"
+        "backfill", localstack_endpoint, *common, "--concurrency", "3", "--progress"
     )
 
     (summary,) = lines
@@ -357,7 +302,7 @@ def test_backfill_creates_missing_and_stale_thumbnails_only(
     assert s3.get_object(Bucket=legacy_bucket, Key="thumbnails/stale.jpg")["Body"].read() != b"outdated"
     assert not listed_keys(s3, legacy_bucket, "thumbnails/broken.jpg")
 
-    code, lines, _ = run_tool("backfill.py", localstack_endpoint, *common)
+    code, lines, _ = run_tool("backfill", localstack_endpoint, *common)
 
     (again,) = lines
     # Only the corrupt file is tried again (it can never have a thumbnail); the rest is up to date.
@@ -412,7 +357,7 @@ def set_function_environment(aws_client, stack, logs, variables: dict) -> None:
     )
     lambda_client.get_waiter("function_updated_v2").wait(FunctionName=stack.function_name)
     swapped = time.monotonic()
-    window = LogWindow(logs, stack.log_group, now_ms())
+    window = FunctionLog.from_now(logs, stack.log_group)
 
     def probe_handled_after_the_swap():
         sent = time.monotonic()
@@ -420,12 +365,11 @@ def set_function_environment(aws_client, stack, logs, variables: dict) -> None:
             FunctionName=stack.function_name, InvocationType="Event", Payload=TEST_EVENT
         )
         request_id = response["ResponseMetadata"]["RequestId"]
-        deadline = time.monotonic() + 5  # handled in well under a second unless it was dropped
-        while time.monotonic() < deadline:
-            if window.read().starts[request_id]:
-                return sent - swapped > 3.0
-            time.sleep(POLL_S)
-        return False
+        try:  # handled in well under a second unless it was dropped
+            wait_until(lambda: window.read().starts[request_id], deadline_s=5, what="the probe")
+        except TimeoutError:
+            return False
+        return sent - swapped > 3.0
 
     wait_until(
         probe_handled_after_the_swap, deadline_s=120, what="asynchronous invocations with the new settings"
@@ -436,7 +380,7 @@ def wait_until_idle(logs, stack, quiet_s: float = 3.0) -> None:
     """Wait until the function has logged nothing for `quiet_s` (earlier tests' deletions settle)."""
 
     def quiet():
-        window = LogWindow(logs, stack.log_group, int((time.time() - quiet_s) * 1000)).read()
+        window = FunctionLog(logs, stack.log_group, int((time.time() - quiet_s) * 1000)).read()
         return not window.lines and not window.starts
 
     wait_until(quiet, deadline_s=180, what=f"{quiet_s:.0f} s without invocations")
@@ -461,7 +405,7 @@ def faulty_destination(s3, aws_client, deployed_stack, logs):
         yield fault
     finally:
         fault.repair()
-        window = LogWindow(logs, deployed_stack.log_group, now_ms())
+        window = FunctionLog.from_now(logs, deployed_stack.log_group)
         for key in fault.sources:
             s3.delete_object(Bucket=deployed_stack.bucket, Key=key)
         wait_until(
@@ -501,7 +445,7 @@ class TestInjectedFault:
     ):
         key = f"it-fault-{uuid.uuid4().hex[:8]}/repaired.png"
         faulty_destination.break_writes()
-        window = LogWindow(logs, deployed_stack.log_group, now_ms())
+        window = FunctionLog.from_now(logs, deployed_stack.log_group)
         started = time.monotonic()
         s3.put_object(Bucket=deployed_stack.bucket, Key=key, Body=image_bytes("png-rgb.png"))
         faulty_destination.sources.append(key)
@@ -542,7 +486,7 @@ class TestInjectedFault:
         assert queue_depth(sqs, queue) == 0, "the on-failure queue must start empty"
         key = f"it-fault-{uuid.uuid4().hex[:8]}/exhausted name+plus.jpg"
         faulty_destination.break_writes()
-        window = LogWindow(logs, deployed_stack.log_group, now_ms())
+        window = FunctionLog.from_now(logs, deployed_stack.log_group)
         started = time.monotonic()
         s3.put_object(Bucket=deployed_stack.bucket, Key=key, Body=image_bytes("jpeg-baseline.jpg"))
         faulty_destination.sources.append(key)
@@ -569,7 +513,7 @@ class TestInjectedFault:
         assert faulty_destination.thumbnail(key) is None
 
         faulty_destination.repair()
-        code, (summary,), stderr = run_tool("redrive.py", localstack_endpoint, "--queue-url", queue)
+        code, (summary,), stderr = run_tool("redrive", localstack_endpoint, "--queue-url", queue)
 
         assert code == 0, stderr
         assert (summary["received"], summary["replayed"], summary["left_in_queue"]) == (1, 1, 0)
@@ -580,11 +524,11 @@ class TestInjectedFault:
 
         # Idempotent: a second run finds nothing; the same record delivered again replays to the
         # same bytes and is deleted.
-        code, (nothing,), _ = run_tool("redrive.py", localstack_endpoint, "--queue-url", queue)
+        code, (nothing,), _ = run_tool("redrive", localstack_endpoint, "--queue-url", queue)
         assert (code, nothing["received"]) == (0, 0)
         sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(record))
         sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(record))
-        code, (duplicate,), _ = run_tool("redrive.py", localstack_endpoint, "--queue-url", queue)
+        code, (duplicate,), _ = run_tool("redrive", localstack_endpoint, "--queue-url", queue)
         assert (code, duplicate["replayed"], duplicate["duplicates_deleted"]) == (0, 1, 1)
         again = faulty_destination.thumbnail(key)
         assert (

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.versions import layer_pins
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ROLE_ARN = "arn:aws:iam::000000000000:role/lambda-test-role"
-PILLOW_VERSION = "13.0.0"
+PILLOW_VERSION = layer_pins()["pillow"]
 LAYER_CACHE = REPO_ROOT / "build" / "localstack" / "test-cache"
 
 

@@ -1,13 +1,12 @@
 """Fixtures over the output of `npx sls package` (.serverless/) and the layer built by layer/build.py.
 
 The artifacts are not built here: run `npx sls package --stage <stage>` first (tox -e package does).
-Without them the tests skip, unless THUMBNAILER_PACKAGE_REQUIRED=1 (set by tox -e package), which
-turns a missing build into a failure.
+Without them, or without a Python that stands in for Lambda's runtime, the tests skip; in CI and
+under THUMBNAILER_PACKAGE_REQUIRED (set by tox -e package) they fail instead, naming the fix.
 """
 
 import importlib.util
 import json
-import os
 import platform
 import shutil
 import subprocess
@@ -18,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.cloudformation import Account, Resolver
+from tests.support.tiers import PACKAGE_REQUIRED, unavailable
+from tests.support.tiers import lambda_python as find_lambda_python
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVERLESS_DIR = REPO_ROOT / ".serverless"
@@ -27,18 +28,17 @@ FUNCTION_LOGICAL_ID = "ThumbnailLambdaFunction"
 LAYER_LOGICAL_ID = "PillowLambdaLayer"
 BUCKET_LOGICAL_ID = "UploadBucket"
 QUEUE_LOGICAL_ID = "ThumbnailFailureQueue"
-# The interpreter that stands in for Lambda's python3.13 (override with THUMBNAILER_LAMBDA_PYTHON).
-DEFAULT_LAMBDA_PYTHON = "/root/.pyenv/versions/3.13.0/bin/python3.13"
 HOST_MACHINES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
 
 
 def _require(path: Path) -> Path:
     if path.is_file():
         return path
-    message = f"{path.relative_to(REPO_ROOT)} missing: run `npx sls package --stage prod` first"
-    if os.environ.get("THUMBNAILER_PACKAGE_REQUIRED") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
+    unavailable(
+        f"{path.relative_to(REPO_ROOT)} missing",
+        fix="run `npx sls package --stage prod` first (make package does)",
+        variable=PACKAGE_REQUIRED,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -140,15 +140,16 @@ def unzipped_layer(layer_zip, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def lambda_python(function) -> str:
-    """A host interpreter that can load the layer's binaries; skips when there is none."""
-    interpreter = os.environ.get("THUMBNAILER_LAMBDA_PYTHON", DEFAULT_LAMBDA_PYTHON)
+    """A host interpreter of the function's runtime that can load the layer's binaries.
+
+    harness.interpreters finds it (THUMBNAILER_LAMBDA_PYTHON overrides); missing, the tests skip,
+    or fail when required. A layer built for another architecture cannot load here at all: skipped.
+    """
     host = HOST_MACHINES.get(platform.machine().lower(), platform.machine())
     (arch,) = function["Architectures"]
     if host != arch:
         pytest.skip(f"layer is built for {arch}, this host is {host}: its binaries cannot load here")
-    if not os.access(interpreter, os.X_OK):
-        pytest.skip(f"no {interpreter} to stand in for Lambda's {function['Runtime']}")
-    return interpreter
+    return find_lambda_python(function["Runtime"])
 
 
 PACKAGE_TIMEOUT_S = 300

@@ -8,6 +8,7 @@ import zipfile
 
 import pytest
 
+from harness.versions import layer_pins, wheel_name
 from tests.package.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.package
@@ -130,7 +131,7 @@ def test_layer_zip_leaves_out_what_the_product_never_uses(layer_zip, dropped):
         "pillow_heif/HeifImagePlugin.py",
         "pillow_heif.libs/libheif-",
         "pillow_heif.libs/libde265-",
-        "pillow_heif-1.8.1.dist-info/licenses/LICENSES_bundled.txt",  # libheif and libde265 are LGPL-3.0
+        f"{wheel_name('pillow-heif')}.dist-info/licenses/LICENSES_bundled.txt",  # libheif, libde265: LGPL-3.0
     ],
 )
 def test_layer_zip_keeps_the_avif_and_heif_decoders(layer_zip, kept):
@@ -145,7 +146,7 @@ def test_layer_binaries_match_the_function_runtime_and_architecture(
     result = layer_builder.check(unzipped_layer, function["Runtime"], layer_builder.ARCHES[arch])
 
     assert result["imaging"] == f"_imaging.cpython-313-{layer_builder.ARCHES[arch].machine}-linux-gnu.so"
-    assert sorted(result["wheel_tags"]) == ["isal-1.9.1", "pillow-13.0.0", "pillow_heif-1.8.1"]
+    assert sorted(result["wheel_tags"]) == sorted(map(wheel_name, layer_pins()))
     # libheif and libde265 are C++: the layer needs Amazon Linux 2023's libstdc++, within its versions.
     assert {"GLIBC", "GLIBCXX", "CXXABI"} <= set(result["highest_symbol_versions"])
     assert layer_build_info["check"] == result
@@ -205,7 +206,7 @@ def test_layer_pil_loads_alone_round_trips_every_accepted_format_and_decodes_hei
     report = json.loads(result.stdout)
 
     assert report["pil_file"].startswith(str(unzipped_layer) + "/")
-    assert report["version"] == "13.0.0"
+    assert report["version"] == layer_pins()["pillow"]
     # Only the standard library (and the layer) on the path: no site-packages Pillow could come from.
     assert not [p for p in report["sys_path"] if "site-packages" in p or "dist-packages" in p]
     assert report["formats"] == {name: [name, [40, 30]] for name in KEPT_FORMATS}
@@ -225,12 +226,19 @@ sys.path[:0] = [sys.argv[1], sys.argv[2]]
 from PIL import Image
 from thumbnailer.core import make_thumbnail
 made = []
-for format in ("JPEG", "PNG"):  # PNG takes the fast path that inflates with the layer's isal
+for format in ("JPEG", "PNG"):  # PNG takes the fast path: the layer's isal and libspng
     buffer = io.BytesIO()
     Image.new("RGB", (1000, 600), (10, 120, 200)).save(buffer, format=format)
     thumb = make_thumbnail(buffer.getvalue())
     made.append({"format": thumb.format, "size": [thumb.width, thumb.height]})
-print(json.dumps({"thumbnails": made, "isal": sys.modules["isal"].__file__}))
+import importlib.util
+from thumbnailer.decoders import libspng
+print(json.dumps({
+    "thumbnails": made,
+    "isal": sys.modules["isal"].__file__,
+    "libspng": libspng.load() is not None,
+    "pyspng": importlib.util.find_spec("pyspng").submodule_search_locations[0],
+}))
 """
 
 
@@ -253,3 +261,5 @@ def test_function_package_makes_a_thumbnail_with_only_the_layer(
 
     assert report["thumbnails"] == [{"format": format, "size": [128, 77]} for format in ("JPEG", "PNG")]
     assert report["isal"].startswith(str(unzipped_layer) + "/")
+    assert report["libspng"] is True  # PNG rows unfiltered by the layer's libspng, not Pillow's fallback
+    assert report["pyspng"].startswith(str(unzipped_layer) + "/")

@@ -27,8 +27,8 @@ from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 from moto.iam.access_control import IAMPolicy, PermissionResult
 
+from harness.fixtures import image_bytes, s3_put_event
 from tests.support.cloudformation import Account, Resolver
-from tests.support.fixtures import image_bytes, s3_put_event
 from thumbnailer.pipeline import handle_event
 from thumbnailer.settings import Settings
 from thumbnailer.storage import Deadline, S3Storage

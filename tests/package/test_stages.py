@@ -105,6 +105,14 @@ def test_a_separate_thumbnail_bucket_is_where_the_role_may_write(packaged):
         (("--stage", "my_stage"), "Invalid stage name"),  # the framework's own check, as early
         (("--stage", "a-very-long-stage-name-for-a-test"), "the role name thumbnailer-a-very-long-stage"),
         (("--stage", "prod", "--param", "existingBucket=Not_A_Bucket"), "is not a valid S3 bucket name"),
+        (
+            ("--stage", "prod", "--param", "trigger=sqs"),
+            'params.prod.trigger "sqs": use one of s3, eventbridge',
+        ),
+        (
+            ("--stage", "prod", "--param", "batchRole=yes"),
+            'params.prod.batchRole "yes": use one of true, false',
+        ),
     ],
 )
 def test_names_that_cannot_deploy_are_refused_before_packaging(tmp_path, options, message):
@@ -169,3 +177,86 @@ def test_attaching_keeps_the_bucket_s_other_notifications_and_detaching_takes_on
     assert "EventBridgeConfiguration" in attached
     assert again == attached  # a redeploy changes nothing
     assert detached == OTHER_CONFIGURATIONS
+
+
+def test_attaching_with_the_eventbridge_trigger_turns_on_delivery_and_adds_no_function():
+    arn = "arn:aws:lambda:us-east-1:1:function:thumbnailer-prod-thumbnail"
+    current = {key: value for key, value in OTHER_CONFIGURATIONS.items() if key != "EventBridgeConfiguration"}
+    attached, detached = node(
+        f"const current = {json.dumps(current)};\n"
+        "const merge = (from, arn) =>"
+        " checks.mergedNotifications(from, 'thumbnailer', 'prod', arn, 'eventbridge');\n"
+        f"const attached = merge(current, '{arn}');\n"
+        "const detached = merge(attached, null);\n"
+        "console.log(JSON.stringify([attached, detached]));"
+    )
+
+    assert attached == {**current, "EventBridgeConfiguration": {}}
+    assert detached == attached  # other rules may read the bucket's events: delivery stays on
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        (),
+        ("trigger=eventbridge",),
+        ("batchRole=true",),
+        ("existingBucket=company-uploads",),
+        ("existingBucket=company-uploads", "trigger=eventbridge"),
+        ("thumbnailBucket=company-thumbnails", "trigger=eventbridge", "batchRole=true"),
+    ],
+)
+def test_no_created_resource_depends_on_one_the_stage_leaves_out(packaged, params):
+    options = [option for param in params for option in ("--param", param)]
+    template = packaged("--stage", "prod", *options)["template"]
+
+    assert Resolver(template).dangling_references() == []
+
+
+def _active(template: dict, resolver: Resolver) -> dict:
+    """The template's resources whose Condition holds."""
+    return {
+        logical_id: resource
+        for logical_id, resource in template["Resources"].items()
+        if resolver.condition(resource.get("Condition", "Always"))
+    }
+
+
+def test_the_eventbridge_trigger_routes_uploads_through_a_rule_that_leaves_thumbnails_out(packaged):
+    template = packaged("--stage", "prod", "--param", "trigger=eventbridge")["template"]
+    resolver = Resolver(template)
+    active = _active(template, resolver)
+    notification = resolver.resolve(active[BUCKET_LOGICAL_ID]["Properties"]["NotificationConfiguration"])
+    pattern = resolver.resolve(active["UploadEventsRule"]["Properties"]["EventPattern"])
+
+    assert notification == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
+    assert pattern["detail"]["object"]["key"] == [{"anything-but": {"prefix": "thumbnails/"}}]
+    assert pattern["detail"]["bucket"]["name"] == ["thumbnailer-prod-us-east-1-123456789012"]
+    assert pattern["detail-type"] == ["Object Created", "Object Deleted"]
+    (permission,) = [r for r in active.values() if r["Type"] == "AWS::Lambda::Permission"]
+    assert permission["Properties"]["Principal"] == "events.amazonaws.com"
+
+
+def test_the_batch_role_may_only_invoke_the_function_and_use_the_batch_folder(packaged):
+    template = packaged("--stage", "prod", "--param", "batchRole=true")["template"]
+    resolver = Resolver(template)
+    role = _active(template, resolver)["BatchOperationsRole"]["Properties"]
+    statements = resolver.resolve(role["Policies"][0]["PolicyDocument"]["Statement"])
+    grants = {(a, r) for s in statements for a in _as_list(s["Action"]) for r in _as_list(s["Resource"])}
+    bucket = "thumbnailer-prod-us-east-1-123456789012"
+
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "batchoperations.s3.amazonaws.com"}
+    assert grants == {
+        (
+            "lambda:InvokeFunction",
+            "arn:aws:lambda:us-east-1:123456789012:function:thumbnailer-prod-thumbnail",
+        ),
+        ("s3:GetObject", f"arn:aws:s3:::{bucket}/batch/*"),
+        ("s3:GetObjectVersion", f"arn:aws:s3:::{bucket}/batch/*"),
+        ("s3:PutObject", f"arn:aws:s3:::{bucket}/batch/*"),
+    }
+
+
+def test_without_the_parameter_there_is_no_batch_role(template, resolver):
+    assert "BatchOperationsRole" not in _active(template, resolver)

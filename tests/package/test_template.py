@@ -62,10 +62,12 @@ def test_no_statement_allows_every_action_or_resource(role_statements):
         assert "*" not in statement["Resource"], statement
 
 
-def test_bucket_notifies_the_function_on_every_object_created_removed_and_expired(resources):
-    configurations = resources[BUCKET_LOGICAL_ID]["Properties"]["NotificationConfiguration"][
-        "LambdaConfigurations"
-    ]
+def test_bucket_notifies_the_function_on_every_object_created_removed_and_expired(resources, resolver):
+    notification = resources[BUCKET_LOGICAL_ID]["Properties"]["NotificationConfiguration"]
+    condition, _, default = notification["Fn::If"]
+    configurations = default["LambdaConfigurations"]
+
+    assert not resolver.condition(condition)  # the default trigger: S3 notifications
 
     assert configurations == [
         {"Event": "s3:ObjectCreated:*", "Function": {"Fn::GetAtt": [FUNCTION_LOGICAL_ID, "Arn"]}},
@@ -75,9 +77,13 @@ def test_bucket_notifies_the_function_on_every_object_created_removed_and_expire
 
 
 def test_s3_invoke_permission_is_scoped_to_the_bucket_and_account(resources, bucket_name, resolver):
-    permissions = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"]
+    permissions = [
+        r
+        for r in resources.values()
+        if r["Type"] == "AWS::Lambda::Permission" and resolver.condition(r.get("Condition", "Always"))
+    ]
 
-    assert len(permissions) == 1
+    assert len(permissions) == 1  # the default trigger: S3 notifications (EventBridge's is off)
     (permission,) = permissions
     properties = permission["Properties"]
     assert properties["Principal"] == "s3.amazonaws.com"
@@ -86,7 +92,8 @@ def test_s3_invoke_permission_is_scoped_to_the_bucket_and_account(resources, buc
     assert resolver.resolve(properties["SourceArn"]) == f"arn:aws:s3:::{bucket_name}"
     assert properties["SourceAccount"] == {"Ref": "AWS::AccountId"}
     # The bucket's notification is checked by S3 against this permission: it must exist first.
-    assert resources[BUCKET_LOGICAL_ID]["DependsOn"] == ["ThumbnailInvokePermission"]
+    metadata = resolver.resolve(resources[BUCKET_LOGICAL_ID]["Metadata"])
+    assert metadata == {"InvokePermission": "ThumbnailInvokePermission"}
 
 
 def test_function_runs_the_handler_with_the_layer(function):

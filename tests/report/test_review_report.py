@@ -1,7 +1,8 @@
 """The golden review report, built with deliberate failures, renders in headless Chromium.
 
-Needs a Chromium binary (Debian: `apt-get install chromium`); set CHROMIUM to its path when it
-is not on PATH under a usual name. Without one the browser checks skip and say so.
+Needs a Chromium binary (`make browser`, Debian's chromium); set CHROMIUM to its path when it is
+not on PATH under a usual name. Without one the browser checks skip and say so, except in CI and
+under THUMBNAILER_CHROMIUM_REQUIRED (tox -e golden-report sets it), where they fail.
 """
 
 import contextlib
@@ -9,7 +10,6 @@ import io
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 
@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.support import golden
-from tests.support.fixtures import image_bytes
+from harness import golden
+from harness.fixtures import image_bytes
+from tests.support import tiers
 from thumbnailer import make_thumbnail
 
 pytestmark = pytest.mark.golden
 
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 CHROMIUM_TIMEOUT = 90  # seconds; a cold start on a 2-core CI machine takes about 2
 WINDOW = (1280, 1600)
 # A blank or broken page is one or two colours; a page of text only has a few hundred shades of
@@ -48,20 +48,10 @@ window.addEventListener("load", () => {
 """
 
 
-def chromium_binary() -> str | None:
-    """$CHROMIUM, else the first usual Chromium or Chrome name on PATH."""
-    configured = os.environ.get("CHROMIUM")
-    if configured:
-        return shutil.which(configured)
-    return next(filter(None, map(shutil.which, CHROMIUM_NAMES)), None)
-
-
 @pytest.fixture(scope="module")
 def chromium(tmp_path_factory):
-    """A callable running headless Chromium with throwaway state; skips when there is none."""
-    binary = chromium_binary()
-    if binary is None:
-        pytest.skip(f"no Chromium binary (looked for $CHROMIUM and {', '.join(CHROMIUM_NAMES)})")
+    """A callable running headless Chromium with throwaway state; skips (or fails) when there is none."""
+    binary = tiers.chromium()
     profile = tmp_path_factory.mktemp("chromium-profile")
 
     def run(*args: str) -> str:
@@ -147,7 +137,7 @@ def test_failure_message_names_the_report_and_the_accept_command(report):
 
     assert "red mean abs diff" in message
     assert str(index) in message
-    assert ".venv/bin/python tools/golden.py accept png-rgb.png" in message
+    assert "make golden-accept NAMES=png-rgb.png" in message
     assert (index.parent / "new" / "png-rgb.png").is_file()
 
 

@@ -40,8 +40,8 @@ class Resolver:
         self._conditions = template.get("Conditions", {})
 
     def condition(self, name: str) -> bool:
-        """The value of one of the template's Conditions."""
-        return self._evaluate(self._conditions[name])
+        """The value of one of the template's Conditions ("Always" for a resource without one)."""
+        return name == "Always" or self._evaluate(self._conditions[name])
 
     def resolve(self, value):
         """`value` with every intrinsic function replaced by its result."""
@@ -68,6 +68,53 @@ class Resolver:
             logical_id, attribute = argument
             return self._attribute(logical_id, attribute)
         raise NotImplementedError(f"{function} is not resolved here")
+
+    def dangling_references(self) -> list[tuple[str, str]]:
+        """(resource, name) for each DependsOn, Ref or GetAtt of a created resource (or output)
+        that names a resource this template does not create: CloudFormation refuses such a stack."""
+        resources = self.template["Resources"]
+        created = {
+            name
+            for name, resource in resources.items()
+            if self.condition(resource.get("Condition", "Always"))
+        }
+        users = {name: resources[name] for name in created}
+        users |= {
+            f"Outputs.{name}": output
+            for name, output in self.template.get("Outputs", {}).items()
+            if self.condition(output.get("Condition", "Always"))
+        }
+        found = []
+        for user, definition in users.items():
+            depends_on = definition.get("DependsOn", [])
+            names = [depends_on] if isinstance(depends_on, str) else list(depends_on)
+            names += self._referenced(definition)
+            found += [(user, name) for name in names if name in resources and name not in created]
+        return found
+
+    def _referenced(self, value) -> list[str]:
+        """The resources `value` references through Ref, Fn::GetAtt and Fn::Sub, following only
+        the Fn::If branches the conditions take."""
+        if isinstance(value, list):
+            return [name for item in value for name in self._referenced(item)]
+        if not isinstance(value, dict):
+            return []
+        if len(value) == 1:
+            ((function, argument),) = value.items()
+            if function == "Ref":
+                return [argument]
+            if function == "Fn::GetAtt":
+                return [argument[0]]
+            if function == "Fn::If":
+                name, when_true, when_false = argument
+                return self._referenced(when_true if self.condition(name) else when_false)
+            if function == "Fn::Sub":
+                text, variables = (argument, {}) if isinstance(argument, str) else argument
+                named = [
+                    match.split(".", 1)[0] for match in _SUB_VARIABLE.findall(text) if match not in variables
+                ]
+                return named + self._referenced(list(variables.values()))
+        return [name for key, item in value.items() if key != "Condition" for name in self._referenced(item)]
 
     def _evaluate(self, expression) -> bool:
         ((function, argument),) = expression.items()

@@ -1,6 +1,6 @@
 """The third-party image corpus (tests/corpus/) and the plain reference thumbnailer it is compared with.
 
-The corpus is what `python tools/corpus.py fetch` (`make corpus`) extracts into build/corpus/:
+The corpus is what `python -m harness.corpus fetch` (`make corpus`) extracts into build/corpus/:
 Pillow's and pillow-heif's test images, matplotlib's and scikit-image's sample photos, colour
 profiles; build/corpus/manifest.json lists every file. THUMBNAILER_CORPUS_DIR points elsewhere.
 
@@ -26,13 +26,11 @@ import numpy as np
 import pillow_heif
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from tests.support.fixtures import REPO_ROOT
-from tests.support.golden import ssim_map, stored_mode
+from harness import REPO_ROOT
+from harness.golden import ssim_map, stored_mode
 
 CORPUS_DIR_ENV = "THUMBNAILER_CORPUS_DIR"
 DEFAULT_CORPUS_DIR = REPO_ROOT / "build" / "corpus"
-# Either set: a missing corpus fails the run instead of skipping it.
-REQUIRED_ENV = ("CI", "THUMBNAILER_CORPUS_REQUIRED")
 MANIFEST_NAME = "manifest.json"
 REPORT_NAME = "report.json"
 
@@ -99,20 +97,13 @@ def corpus_dir() -> Path:
     return Path(os.environ.get(CORPUS_DIR_ENV) or DEFAULT_CORPUS_DIR)
 
 
-def corpus_required() -> bool:
-    """True in CI and when THUMBNAILER_CORPUS_REQUIRED is set: a missing corpus is a failure."""
-    return any(os.environ.get(name) for name in REQUIRED_ENV)
-
-
 def load_manifest(directory: Path) -> dict:
-    """The manifest written by tools/corpus.py; raises CorpusMissing when there is none."""
+    """The manifest written by harness/corpus.py; raises CorpusMissing when there is none."""
     path = directory / MANIFEST_NAME
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise CorpusMissing(
-            f"no corpus at {path}: run `make corpus` (python tools/corpus.py fetch)"
-        ) from None
+        raise CorpusMissing(f"no corpus at {path}") from None
 
 
 def candidate_images(manifest: dict, directory: Path) -> list[str]:

@@ -1,6 +1,7 @@
 """Fixtures for the unit suite: fake AWS credentials, moto's S3, and the handler loaded inside it."""
 
 import importlib
+import io
 import json
 import sys
 
@@ -92,3 +93,22 @@ def inject_fault(handler, monkeypatch):
         monkeypatch.setattr(handler, "STORAGE", Faulty())
 
     return inject
+
+
+class StubLambda:
+    """A Lambda client whose invoke answers with a canned payload and records (function, event)."""
+
+    def __init__(self, payload: dict, function_error: str | None = None, environment: dict | None = None):
+        self.payload, self.function_error, self.environment = payload, function_error, environment or {}
+        self.events: list[tuple[str, dict]] = []
+
+    def invoke(self, FunctionName, InvocationType, Payload):
+        assert InvocationType == "RequestResponse"
+        self.events.append((FunctionName, json.loads(Payload)))
+        response = {"Payload": io.BytesIO(json.dumps(self.payload).encode())}
+        if self.function_error:
+            response["FunctionError"] = self.function_error
+        return response
+
+    def get_function_configuration(self, FunctionName):
+        return {"Environment": {"Variables": self.environment}}

@@ -1,4 +1,4 @@
-"""tools/backfill.py: the listing merge, bounded concurrency, dry run, summary; moto's S3."""
+"""ops/backfill.py: the listing merge, bounded concurrency, dry run, summary; moto's S3."""
 
 import io
 import json
@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.support.fixtures import image_bytes
-from tests.unit.conftest import BUCKET
+from harness.fixtures import image_bytes
+from ops import backfill
+from ops.backfill import Decision, ObjectInfo, ProgressBar, Result, Stats, backfill_event, plan, run
+from tests.unit.conftest import BUCKET, StubLambda
 from thumbnailer.events import parse_event
-from tools import backfill
-from tools.backfill import Decision, ObjectInfo, ProgressBar, Result, Stats, backfill_event, plan, run
 
 T0 = datetime(2026, 11, 20, 10, 0, 0, tzinfo=UTC)
 
@@ -212,24 +212,6 @@ def test_listing_is_paginated(legacy_bucket):
     assert len(requests) >= 4  # 7 objects, at most 2 per page
 
 
-class StubLambda:
-    """A Lambda client whose invoke answers with a canned payload and records the event."""
-
-    def __init__(self, payload: dict, function_error: str | None = None):
-        self.payload, self.function_error, self.events = payload, function_error, []
-
-    def invoke(self, FunctionName, InvocationType, Payload):
-        assert InvocationType == "RequestResponse"
-        self.events.append((FunctionName, json.loads(Payload)))
-        response = {"Payload": io.BytesIO(json.dumps(self.payload).encode())}
-        if self.function_error:
-            response["FunctionError"] = self.function_error
-        return response
-
-    def get_function_configuration(self, FunctionName):
-        return {"Environment": {"Variables": {"THUMBNAIL_PREFIX": "small/", "THUMBNAIL_BUCKET": ""}}}
-
-
 def test_lambda_processor_reports_the_outcome_or_the_error():
     source = obj("a b.jpg")
     ok = StubLambda({"records": 1, "outcomes": {"created": 1}})
@@ -245,7 +227,9 @@ def test_lambda_processor_reports_the_outcome_or_the_error():
 
 
 def test_thumbnail_prefix_comes_from_the_function():
-    assert backfill.function_settings(StubLambda({}), "fn") == ("small/", None)
+    stub = StubLambda({}, environment={"THUMBNAIL_PREFIX": "small/", "THUMBNAIL_BUCKET": ""})
+
+    assert backfill.function_settings(stub, "fn") == ("small/", None)
 
 
 def test_stats_planned_grows_with_the_listing():

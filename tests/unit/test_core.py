@@ -1,13 +1,16 @@
 """The pure core: bounds, aspect, orientation, formats, transparency and bad input."""
 
+import ast
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageStat
 
-from tests.support.fixtures import INVALID_IMAGES, VALID_IMAGES, display_size, image_bytes
+import thumbnailer
+from harness.fixtures import INVALID_IMAGES, VALID_IMAGES, display_size, image_bytes
 from thumbnailer import (
     CorruptImage,
     EmptySource,
@@ -394,3 +397,27 @@ def test_heif_and_avif_become_jpeg_or_with_alpha_png(name, output, mode):
 
     assert thumbnail.source_format == {"heic": "HEIF", "avif": "AVIF"}[name[:4]]
     assert (written.format, written.mode) == (output, mode)
+
+
+PACKAGE_DIR = Path(thumbnailer.__file__).parent
+IMAGE_CORE = [PACKAGE_DIR / name for name in ("core.py", "formats.py", "colour.py")]
+IMAGE_CORE += sorted((PACKAGE_DIR / "decoders").glob("*.py"))
+# The image core is a function from bytes to a thumbnail: no AWS, no environment, no settings.
+FORBIDDEN_IN_CORE = {"boto3", "botocore", "os", "thumbnailer.storage", "thumbnailer.settings"}
+
+
+def _imported_modules(source: str) -> set[str]:
+    modules = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            modules |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            modules.add(node.module)
+    return modules
+
+
+@pytest.mark.parametrize("path", IMAGE_CORE, ids=lambda path: path.relative_to(PACKAGE_DIR).as_posix())
+def test_the_image_core_imports_neither_aws_nor_the_environment(path):
+    imported = _imported_modules(path.read_text())
+
+    assert not {m for m in imported if m in FORBIDDEN_IN_CORE or m.split(".")[0] in FORBIDDEN_IN_CORE}

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.docker import harness
+from tests.docker import container
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "ls-test-token-0123456789"
@@ -76,11 +76,11 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Health).serve_f
 PROBE_TEST = """\
 import json, os
 
-from tools import stack as stack_tools
+from harness import localstack
 
 
 def test_probe():
-    server = stack_tools.localstack_server()
+    server = localstack.server()
     with server.localstack_running() as endpoint:
         pass
     with open(os.environ["PROBE_RESULT"], "w") as result:
@@ -200,7 +200,7 @@ def test_a_docker_session_uses_its_own_port_passes_the_token_and_never_starts_ho
     assert not (tmp_path / "host-mode-state").exists(), "a host-mode LocalStack was considered"
 
     calls = fake_docker.calls()
-    compose = ["compose", "-f", str(harness.COMPOSE_FILE), "-p", "thumbnailer-docker"]
+    compose = ["compose", "-f", str(container.COMPOSE_FILE), "-p", "thumbnailer-docker"]
     assert [call["argv"] for call in calls] == [
         ["info", "--format", "{{.ServerVersion}}"],
         ["compose", "version"],
@@ -211,7 +211,7 @@ def test_a_docker_session_uses_its_own_port_passes_the_token_and_never_starts_ho
     for call in (up, down):
         assert call["env"] == {
             "THUMBNAILER_DOCKER_PORT": str(docker_port),
-            "LOCALSTACK_DOCKER_IMAGE": harness.TOKEN_IMAGE,
+            "LOCALSTACK_DOCKER_IMAGE": container.TOKEN_IMAGE,
             "LOCALSTACK_AUTH_TOKEN": TOKEN,
         }
     assert all(TOKEN not in " ".join(call["argv"]) for call in calls), "the token is on a command line"
@@ -227,7 +227,7 @@ def test_without_a_token_the_free_image_runs_and_the_end_to_end_suite_skips_nami
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"image {harness.FREE_IMAGE}, LOCALSTACK_AUTH_TOKEN not set" in result.stdout
+    assert f"image {container.FREE_IMAGE}, LOCALSTACK_AUTH_TOKEN not set" in result.stdout
 
     skipped = docker_session(
         "tests/integration/test_ordering_e2e.py",
@@ -279,26 +279,26 @@ def test_docker_tests_skip_in_any_other_session():
 
 
 def test_settings_never_take_host_modes_port_and_never_show_the_token():
-    with pytest.raises(harness.DockerModeError, match="host mode's port"):
-        harness.Settings.from_environment({"THUMBNAILER_DOCKER_PORT": "4566"})
+    with pytest.raises(container.DockerModeError, match="host mode's port"):
+        container.Settings.from_environment({"THUMBNAILER_DOCKER_PORT": "4566"})
 
-    settings = harness.Settings.from_environment({"LOCALSTACK_AUTH_TOKEN": TOKEN})
-    assert (settings.port, settings.image) == (4599, harness.TOKEN_IMAGE)
+    settings = container.Settings.from_environment({"LOCALSTACK_AUTH_TOKEN": TOKEN})
+    assert (settings.port, settings.image) == (4599, container.TOKEN_IMAGE)
     assert TOKEN not in repr(settings)
-    assert harness.Settings.from_environment({}).image == harness.FREE_IMAGE
-    assert "LOCALSTACK_AUTH_TOKEN" not in harness.Settings.from_environment({}).compose_environment(
+    assert container.Settings.from_environment({}).image == container.FREE_IMAGE
+    assert "LOCALSTACK_AUTH_TOKEN" not in container.Settings.from_environment({}).compose_environment(
         {"LOCALSTACK_AUTH_TOKEN": ""}
     )
 
 
 def test_the_compose_file_takes_port_image_and_token_from_the_environment():
-    compose = yaml.safe_load(harness.COMPOSE_FILE.read_text())
+    compose = yaml.safe_load(container.COMPOSE_FILE.read_text())
 
-    assert compose["name"] == harness.PROJECT
+    assert compose["name"] == container.PROJECT
     service = compose["services"]["localstack"]
     assert set(service) >= {"image", "ports", "environment", "healthcheck"}
-    assert service["image"] == f"${{LOCALSTACK_DOCKER_IMAGE:-{harness.FREE_IMAGE}}}"
-    assert service["ports"] == [f"127.0.0.1:${{THUMBNAILER_DOCKER_PORT:-{harness.DEFAULT_PORT}}}:4566"]
+    assert service["image"] == f"${{LOCALSTACK_DOCKER_IMAGE:-{container.FREE_IMAGE}}}"
+    assert service["ports"] == [f"127.0.0.1:${{THUMBNAILER_DOCKER_PORT:-{container.DEFAULT_PORT}}}:4566"]
     environment = service["environment"]
     assert environment["LOCALSTACK_AUTH_TOKEN"] is None, "passed through, never written in the file"
     assert environment["LAMBDA_RETRY_BASE_DELAY"] is None
@@ -325,17 +325,17 @@ def test_docker_compose_renders_the_port_image_and_token():
         **os.environ,
         "THUMBNAILER_DOCKER_PORT": "4611",
         "LOCALSTACK_AUTH_TOKEN": TOKEN,
-        "LOCALSTACK_DOCKER_IMAGE": harness.TOKEN_IMAGE,
+        "LOCALSTACK_DOCKER_IMAGE": container.TOKEN_IMAGE,
     }
     rendered = subprocess.run(
-        [*compose, "-f", str(harness.COMPOSE_FILE), "config", "--format", "json"],
+        [*compose, "-f", str(container.COMPOSE_FILE), "config", "--format", "json"],
         env=env,
         capture_output=True,
         text=True,
         check=True,
     )
     service = json.loads(rendered.stdout)["services"]["localstack"]
-    assert service["image"] == harness.TOKEN_IMAGE
+    assert service["image"] == container.TOKEN_IMAGE
     assert [(p["host_ip"], p["published"], p["target"]) for p in service["ports"]] == [
         ("127.0.0.1", "4611", 4566)
     ]
@@ -362,7 +362,7 @@ def test_the_harness_cli_reports_a_missing_engine(fake_docker, monkeypatch, caps
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("THUMBNAILER_DOCKER_PORT", raising=False)
 
-    assert harness.main(["up"]) == 1
+    assert container.main(["up"]) == 1
 
     assert "Start dockerd or set DOCKER_HOST" in capsys.readouterr().err
     assert [call["argv"][0] for call in fake_docker.calls()] == ["info"]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.support.fixtures import load_event
+from harness.fixtures import load_event
 from thumbnailer.events import EXPECTED_SHAPE, Malformed, parse_event
 
 

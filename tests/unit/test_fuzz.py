@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import thumbnailer.core
-from tests.support.fixtures import IMAGES_DIR
+from harness.fixtures import IMAGES_DIR
 from tests.support.generated import FAST_PATH_SOURCES
 from thumbnailer.core import CONTENT_TYPES, Thumbnail, make_thumbnail
 from thumbnailer.errors import PermanentError

@@ -6,14 +6,11 @@ names the command that accepts an intended change.
 
 import pytest
 
-from tests.support.fixtures import VALID_IMAGES, image_bytes
-from tests.support.golden import GOLDEN_DIR, accept_command, assert_matches_golden
+from harness.fixtures import VALID_IMAGES, image_bytes
+from harness.golden import GOLDEN_DIR, NOT_GOLDENS, accept_command, assert_matches_golden
 from thumbnailer import make_thumbnail
 
 pytestmark = pytest.mark.golden
-
-# Files in fixtures/golden/ that are not goldens.
-NOT_GOLDENS = {"README.md"}
 
 
 @pytest.mark.parametrize("name", sorted(VALID_IMAGES))

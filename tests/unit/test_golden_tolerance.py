@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from tests.support.fixtures import image_bytes
-from tests.support.golden import (
+from harness.fixtures import image_bytes
+from harness.golden import (
     MAX_ALPHA_MAD,
     MAX_CHANNEL_MAD,
     MIN_SSIM_LUMA,
@@ -264,7 +264,7 @@ def test_undecodable_thumbnail_fails_with_the_reason():
 
 def test_missing_golden_fails_and_names_the_path(tmp_path, monkeypatch):
     thumbnail = golden_path("png-rgb.png").read_bytes()
-    monkeypatch.setattr("tests.support.golden.GOLDEN_DIR", tmp_path)
+    monkeypatch.setattr("harness.golden.GOLDEN_DIR", tmp_path)
     comparison = compare_with_golden("png-rgb.png", thumbnail)
 
     assert comparison.problems == (f"no golden at {tmp_path / 'png-rgb.png'}",)

@@ -8,16 +8,12 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from PIL import Image
 
-from tests.support.fixtures import image_bytes, load_event, s3_put_event
+from harness.fixtures import image_bytes, load_event, s3_put_event
+from harness.lambda_context import LambdaContext
 from tests.unit.conftest import BUCKET
 from thumbnailer.errors import RecordsFailed
 from thumbnailer.settings import SettingsError
 from thumbnailer.storage import S3Storage
-
-
-class LambdaContext:
-    aws_request_id = "11111111-2222-3333-4444-555555555555"
-    function_name = "thumbnailer-test-thumbnail"
 
 
 def upload(s3, key, fixture, content_type="application/octet-stream"):
@@ -92,7 +88,7 @@ def test_log_line_carries_bucket_key_sizes_duration_and_outcome(s3, handler, log
     assert line["source_bytes"] == len(image_bytes("jpeg-baseline.jpg"))
     assert 0 < line["thumbnail_bytes"] < line["source_bytes"]
     assert line["duration_ms"] >= 0
-    assert line["request_id"] == LambdaContext.aws_request_id
+    assert line["request_id"] == LambdaContext().aws_request_id
     assert line["thumbnail_key"] == "thumbnails/photos/jpeg-baseline.jpg"
     # GetObject, PutObject, then HeadObject: the re-read that makes the order of events irrelevant.
     assert line["s3_requests"] == 3
@@ -326,21 +322,11 @@ def test_a_lifecycle_expiration_takes_the_thumbnail_with_it(s3, handler, event_n
     assert keys(s3) == []
 
 
-class EndingContext(LambdaContext):
-    """A context of an invocation that has `seconds` left."""
-
-    def __init__(self, seconds):
-        self.seconds = seconds
-
-    def get_remaining_time_in_millis(self):
-        return int(self.seconds * 1000)
-
-
 def test_records_that_cannot_finish_in_time_fail_as_transient_with_a_log_line(s3, handler, log_lines):
     upload(s3, "a.jpg", "jpeg-baseline.jpg")
 
     with pytest.raises(RecordsFailed, match="DeadlineExceeded"):
-        handler.lambda_handler(s3_put_event(BUCKET, "a.jpg"), EndingContext(3))
+        handler.lambda_handler(s3_put_event(BUCKET, "a.jpg"), LambdaContext(timeout_s=3))
 
     (line,) = log_lines()
     assert (line["outcome"], line["error"]) == ("failed", "DeadlineExceeded")

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from thumbnailer.logs import JsonFormatter
+
 SERVER_PY = Path(__file__).resolve().parents[2] / "localstack" / "server.py"
 HEALTHY_BODY = {"services": {"s3": "running", "lambda": "available"}}
 
@@ -167,7 +169,7 @@ def test_stop_never_signals_an_unrelated_process_named_in_the_pid_file(server, u
     (record,) = _records(caplog, "stale pid file removed: the process is not our LocalStack")
     assert record.fields["pid"] == unrelated_process.pid
     assert record.fields["command"] == "sleep 60"
-    line = json.loads(server.JsonFormatter().format(record))
+    line = json.loads(JsonFormatter().format(record))
     assert line["level"] == "WARNING"
     assert line["pid"] == unrelated_process.pid
 

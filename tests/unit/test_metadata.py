@@ -9,8 +9,8 @@ import io
 import pytest
 from PIL import Image, ImageCms, PngImagePlugin
 
+from harness.fixtures import image_bytes
 from tests.support.containers import gif_blocks, jpeg_segments, png_chunks, webp_chunks
-from tests.support.fixtures import image_bytes
 from tests.support.generated import photo_like
 from thumbnailer import formats, make_thumbnail
 

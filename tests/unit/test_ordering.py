@@ -20,7 +20,7 @@ from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
 
-from tests.support.fixtures import image_bytes
+from harness.fixtures import image_bytes
 from tests.support.interleavings import every_schedule
 from thumbnailer import make_thumbnail
 from thumbnailer.errors import PermanentError

@@ -7,17 +7,13 @@ import zlib
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support.fixtures import image_bytes, load_event
+from harness.fixtures import image_bytes, load_event
+from harness.lambda_context import LambdaContext
 from tests.unit.conftest import BUCKET
 from thumbnailer.core import make_thumbnail
 from thumbnailer.errors import CorruptImage, RecordsFailed
 from thumbnailer.events import parse_event
 from thumbnailer.storage import Deadline, S3Storage
-
-
-class LambdaContext:
-    aws_request_id = "11111111-2222-3333-4444-555555555555"
-    function_name = "thumbnailer-test-thumbnail"
 
 
 def removal_event(*keys: str, event_name: str = "ObjectRemoved:Delete", bucket: str = BUCKET) -> dict:

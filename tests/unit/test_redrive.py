@@ -1,20 +1,17 @@
-"""tools/redrive.py against moto's SQS and S3, replaying through the real handler in-process."""
+"""ops/redrive.py against moto's SQS and S3, replaying through the real handler in-process."""
 
-import io
 import json
 
 import pytest
 
-from tests.support.fixtures import image_bytes, s3_put_event
-from tests.unit.conftest import BUCKET
-from tools import redrive as redrive_tool
-from tools.redrive import LambdaInvoker, Replay, UnreadableMessage, parse_message, redrive
+from harness.fixtures import image_bytes, s3_put_event
+from harness.lambda_context import LambdaContext
+from ops import redrive as redrive_tool
+from ops.aws import Invocation
+from ops.redrive import UnreadableMessage, parse_message, redrive
+from tests.unit.conftest import BUCKET, StubLambda
 
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:000000000000:function:thumbnailer-test-thumbnail:$LATEST"
-
-
-class LambdaContext:
-    aws_request_id = "11111111-2222-3333-4444-555555555555"
 
 
 def failure_record(event: dict, request_id: str = "req-1") -> str:
@@ -58,9 +55,9 @@ def in_process(handler):
     def invoke(function, event):
         calls.append((function, event))
         try:
-            return Replay(True, outcomes=handler.lambda_handler(event, LambdaContext())["outcomes"])
+            return Invocation(True, outcomes=handler.lambda_handler(event, LambdaContext())["outcomes"])
         except Exception as exc:
-            return Replay(False, error=f"{type(exc).__name__}: {exc}")
+            return Invocation(False, error=f"{type(exc).__name__}: {exc}")
 
     invoke.calls = calls
     return invoke
@@ -176,31 +173,10 @@ def test_parse_message_reads_the_record_and_rejects_anything_else():
         parse_message({"MessageId": "m", "ReceiptHandle": "r", "Body": "[1, 2]"})
 
 
-class StubLambda:
-    def __init__(self, payload, function_error=None):
-        self.payload, self.function_error = payload, function_error
-
-    def invoke(self, FunctionName, InvocationType, Payload):
-        response = {"Payload": io.BytesIO(json.dumps(self.payload).encode())}
-        if self.function_error:
-            response["FunctionError"] = self.function_error
-        return response
-
-
-def test_lambda_invoker_reads_success_and_function_errors():
-    ok = LambdaInvoker(StubLambda({"records": 1, "outcomes": {"created": 1}}))("fn", {})
-    failed = LambdaInvoker(StubLambda({"errorType": "RecordsFailed", "errorMessage": "x"}, "Unhandled"))(
-        "fn", {}
-    )
-
-    assert ok == Replay(True, outcomes={"created": 1})
-    assert failed == Replay(False, error="RecordsFailed: x")
-
-
 def test_cli_prints_the_summary_and_exits_non_zero_when_messages_stay(s3, queue, capsys, monkeypatch):
     sqs, url = queue
     sqs.send_message(QueueUrl=url, MessageBody="not json")
-    monkeypatch.setattr(redrive_tool, "_clients", lambda: (sqs, StubLambda({})))
+    monkeypatch.setattr(redrive_tool, "clients", lambda *services, **options: (sqs, StubLambda({})))
 
     code = redrive_tool.main(["--queue-url", url, "--wait-seconds", "0"])
 

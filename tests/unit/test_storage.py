@@ -3,7 +3,7 @@
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support.fixtures import image_bytes
+from harness.fixtures import image_bytes
 from tests.unit.conftest import BUCKET
 from thumbnailer import make_thumbnail
 from thumbnailer.errors import DeadlineExceeded, PermanentS3Error

@@ -1,11 +1,11 @@
-"""tools/uploads.py: the one command that deletes uploads says what it will delete and asks first."""
+"""ops/uploads.py: the one command that deletes uploads says what it will delete and asks first."""
 
 import json
 
 import pytest
 
+from ops import uploads
 from tests.unit.conftest import BUCKET
-from tools import uploads
 
 
 def fill(s3, count: int) -> None:

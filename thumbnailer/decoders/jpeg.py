@@ -1,6 +1,7 @@
-"""JPEG: the scan count (a decode-cost guard) and progressive files reduced from their DC scans.
+"""JPEG: the reduction, the scan count (a decode-cost guard) and progressive files reduced from
+their DC scans.
 
-Both walk the file's marker segments themselves, without decoding anything.
+The scan count and the DC-only files walk the marker segments themselves, without decoding anything.
 """
 
 import io
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 
 from PIL import Image
 
-from thumbnailer.decoders.strips import REDUCING_GAP
+from thumbnailer.decoders.strips import REDUCING_GAP, thumbnail_size
 
 FORMATS = frozenset({"JPEG"})  # not MPO: its later images follow the first EOI
 
@@ -24,6 +25,31 @@ _SEQUENTIAL_FRAMES = frozenset({0xC0, 0xC1, 0xC3, 0xC5, 0xC7, 0xC9, 0xCB, 0xCD, 
 _DC_ONLY_DECLINES = frozenset({0xC0, 0xC1, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF, 0xDC})
 # An AC Huffman table (class 1, slot 0) with a single one-bit code '0' for symbol 0x00: EOB.
 _EOB_ONLY_TABLE = b"\xff\xc4\x00\x14\x10\x01" + bytes(15) + b"\x00"
+# Compressed bytes handed to libjpeg per call: all of them. Pillow's default, 64 KiB a call,
+# suspends and resumes the decoder at each block's end: 3-6 % slower from 0.3 to 24 MP. Costs a
+# transient copy of the file's compressed data (Pillow reads it from the BytesIO).
+_DECODE_BLOCK = 1 << 30
+
+
+def thumbnail(image: Image.Image, box: tuple[int, int]) -> Image.Image:
+    """`image` (a JPEG, not yet loaded) reduced into `box`: a reduced-scale decode, then Lanczos.
+
+    As Image.thumbnail(box, LANCZOS), but the scale libjpeg decodes at is chosen from the
+    thumbnail's size, not the box's: the strongest reduction (1/2, 1/4 or 1/8) that still leaves
+    twice the thumbnail's size on both sides, the reducing gap resize() keeps for every other
+    format, so the final Lanczos step always reduces by at least 2. thumbnail() keeps twice the box instead,
+    which for a 4:3 picture means twice the scale a 128x96 thumbnail needs: a 640x480 photo is
+    decoded at full size, then box-filtered. Decoded at 1/2 it takes 20 % less time, and is as
+    close to an exact Lanczos from full resolution (same luma SSIM) and as sharp.
+    """
+    final_size = thumbnail_size(image.size, box)
+    if final_size is None:
+        return image
+    image.decodermaxblock = _DECODE_BLOCK
+    requested = (int(final_size[0] * REDUCING_GAP), int(final_size[1] * REDUCING_GAP))
+    drafted = image.draft(None, requested)
+    area = drafted[1] if drafted else None
+    return image.resize(final_size, Image.Resampling.LANCZOS, box=area, reducing_gap=REDUCING_GAP)
 
 
 def count_scans(data: bytes) -> int:
@@ -69,10 +95,10 @@ def _segments(data: bytes) -> Iterator[tuple[int, int, int]]:
 
 
 def reduce(image: Image.Image, data: bytes, box: tuple[int, int]) -> Image.Image | None:
-    """Image.thumbnail(box) of a progressive JPEG decoded without the scans it does not need.
+    """thumbnail(image, box) of a progressive JPEG decoded without the scans it does not need.
 
-    thumbnail(box) asks libjpeg for a 1/8-scale decode when the image is at least 16 times the
-    box. At that scale each 8x8 block of a component becomes one pixel computed from its DC
+    thumbnail() asks libjpeg for a 1/8-scale decode when the image is at least 16 times the
+    thumbnail. At that scale each 8x8 block of a component becomes one pixel computed from its DC
     coefficient alone (a 1x1 IDCT), so the AC scans, most of a progressive file, are decoded
     for nothing. Components that libjpeg upsamples through a larger IDCT instead (4:2:0 chroma
     gets 2x2) read AC coefficients and keep all their scans. The decode gives the same pixels
@@ -80,8 +106,11 @@ def reduce(image: Image.Image, data: bytes, box: tuple[int, int]) -> Image.Image
     """
     if not image.info.get("progressive"):
         return None
+    final_size = thumbnail_size(image.size, box)
+    if final_size is None:
+        return None
     width, height = image.size
-    requested = (int(box[0] * REDUCING_GAP), int(box[1] * REDUCING_GAP))
+    requested = (int(final_size[0] * REDUCING_GAP), int(final_size[1] * REDUCING_GAP))
     if min(width // requested[0], height // requested[1]) < 8:  # JpegImageFile.draft's choice
         return None
     try:
@@ -93,8 +122,7 @@ def reduce(image: Image.Image, data: bytes, box: tuple[int, int]) -> Image.Image
     reopened = Image.open(io.BytesIO(trimmed), formats=("JPEG",))
     if reopened.size != image.size or reopened.mode != image.mode:
         return None
-    reopened.thumbnail(box, Image.Resampling.LANCZOS)
-    return reopened
+    return thumbnail(reopened, box)
 
 
 def _dc_only(data: bytes) -> bytes | None:

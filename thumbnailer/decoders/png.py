@@ -7,12 +7,16 @@ from dataclasses import dataclass
 from isal import isal_zlib
 from PIL import Image
 
+from thumbnailer.decoders import libspng
 from thumbnailer.decoders.strips import StripReducer, thumbnail_size
 
 FORMATS = frozenset({"PNG"})
 
-_SIGNATURE_LENGTH = 8
+_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_SIGNATURE_LENGTH = len(_SIGNATURE)
 _MODES = {0: "L", 2: "RGB", 4: "LA", 6: "RGBA"}  # colour types, at 8 bits per sample
+_COLOUR_TYPES = {mode: colour_type for colour_type, mode in _MODES.items()}
+_NO_CRC = bytes(4)
 _ZLIB_HEADER = b"\x78\x01"
 _STORED_BLOCK_MAX = 0xFFFF
 _INFLATE_INPUT = 1 << 14
@@ -88,11 +92,12 @@ def reduce(image: Image.Image, data: bytes, box: tuple[int, int]) -> Image.Image
     """Thumbnail of an 8-bit, non-interlaced, single-frame greyscale or RGB(A) PNG, in strips.
 
     The image data is inflated here, a strip at a time, by ISA-L (python-isal: 1.6x as fast as
-    zlib 1.2, 1.15x as fast as the zlib-ng inside Pillow); each strip goes back to Pillow's PNG
-    decoder (which undoes the row filters) as a stored, uncompressed zlib stream, preceded by
-    the previous strip's last row, unfiltered, that the first row's filter refers to. Pillow
-    stops at the last row, before the stream's checksum, so none is written. Colour-keyed
-    (tRNS) images are left to the generic path, which turns the key into alpha first.
+    zlib 1.2, 1.15x as fast as the zlib-ng inside Pillow). Each strip is then unfiltered as a
+    stored, uncompressed zlib stream, preceded by the previous strip's last row, unfiltered,
+    that the first row's filter refers to: by libspng for RGB and RGBA (its SIMD filters take
+    half the time of Pillow's on photos), else by Pillow's PNG decoder. Both stop at the last
+    row, before the stream's checksum, so none is written. Colour-keyed (tRNS) images are left
+    to the generic path, which turns the key into alpha first.
     """
     png = PngLayout.parse(data)
     if png is None or "transparency" in image.info:
@@ -112,6 +117,7 @@ def reduce(image: Image.Image, data: bytes, box: tuple[int, int]) -> Image.Image
     reducer = StripReducer(mode, image.size, final_size)
     if not reducer.reduces:
         return None
+    unfilter = _strip_unfilter(mode)
     width, height = image.size
     row_bytes = width * Image.getmodebands(mode) + 1  # + the filter-type byte
     inflated = _Inflater(png.image_data)
@@ -125,11 +131,48 @@ def reduce(image: Image.Image, data: bytes, box: tuple[int, int]) -> Image.Image
         for piece in inflated.read(rows * row_bytes):
             _append_stored(stream, piece)
         context = 0 if previous_row is None else 1
-        strip = Image.frombytes(mode, (width, rows + context), b"".join(stream), "zip", mode)
-        previous_row = strip.crop((0, rows + context - 1, width, rows + context)).tobytes()
+        strip = unfilter(stream, mode, (width, rows + context))
+        previous_row = strip.crop((0, rows + context - 1, width, rows + context)).tobytes("raw", mode)
         reducer.add(strip, first_row=context)
         top += rows
     return reducer.result()
+
+
+def _strip_unfilter(mode: str):
+    """unfilter(zlib stream pieces, mode, size) -> Image: libspng's for RGB(A) if it loads, else Pillow's."""
+    spng = libspng.load() if mode in libspng.MODES else None
+    if spng is None:
+        return _unfilter_with_pillow
+
+    def unfilter_with_libspng(stream: list, mode: str, size: tuple[int, int]) -> Image.Image:
+        return spng.decode(_minimal_png(stream, mode, size), mode, size)
+
+    return unfilter_with_libspng
+
+
+def _unfilter_with_pillow(stream: list, mode: str, size: tuple[int, int]) -> Image.Image:
+    """Pillow's PNG decoder (inflate and unfilter) over a zlib stream."""
+    return Image.frombytes(mode, size, b"".join(stream), "zip", mode)
+
+
+def _minimal_png(stream: list, mode: str, size: tuple[int, int]) -> bytes:
+    """A PNG file of the rows in a zlib stream: signature, IHDR, one IDAT, IEND; CRCs left zero."""
+    colour_type = _COLOUR_TYPES[mode]
+    header = struct.pack(">IIBBBBB", *size, 8, colour_type, 0, 0, 0)
+    length = sum(map(len, stream))
+    return b"".join(
+        [
+            _SIGNATURE,
+            struct.pack(">I4s", len(header), b"IHDR"),
+            header,
+            _NO_CRC,
+            struct.pack(">I4s", length, b"IDAT"),
+            *stream,
+            _NO_CRC,
+            struct.pack(">I4s", 0, b"IEND"),
+            _NO_CRC,
+        ]
+    )
 
 
 class _Inflater:

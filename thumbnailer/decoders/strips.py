@@ -15,6 +15,9 @@ from PIL import Image
 REDUCING_GAP = 2.0
 # Rows decoded and reduced at a time: small enough to stay in cache.
 _STRIP_BYTES = 1 << 20
+# (strip mode, working mode) pairs reduced without converting the full-size strip first: RGBX
+# is RGB with the padding byte Pillow keeps anyway, and reduce() averages each band alone.
+_REDUCED_AS_IS = frozenset({("RGBX", "RGB")})
 
 
 def thumbnail_size(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int] | None:
@@ -66,10 +69,10 @@ class StripReducer:
         """Reduce the strip's rows from `first_row` on (the rows before are context only)."""
         if self._reduced is None:
             self._reduced = Image.new(self._work_mode, self.reduced_size)
-        if strip.mode != self._work_mode:
+        if strip.mode != self._work_mode and (strip.mode, self._work_mode) not in _REDUCED_AS_IS:
             strip = strip.convert(self._work_mode)
         reduced = strip.reduce(self.factor, box=(0, first_row, strip.width, strip.height))
-        self._reduced.paste(reduced, (0, self._next_row))
+        self._reduced.paste(reduced, (0, self._next_row))  # converts an RGBX band to RGB
         self._next_row += reduced.height
 
     def result(self) -> Image.Image:

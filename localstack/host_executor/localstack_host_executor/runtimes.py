@@ -7,16 +7,25 @@ Settings (environment of the LocalStack process):
 - ``LAMBDA_HOST_RUNTIME_PACKAGES_DIR``: directory holding one folder per runtime
   (``<dir>/python3.13``) with the packages the managed runtime ships (boto3, botocore, ...).
 - ``LAMBDA_HOST_WORK_DIR``: where execution environments keep their scratch space.
+- ``LAMBDA_HOST_INIT_TIMEOUT_S``: the init phase's limit (default 10 s, as on AWS).
 """
 
 import json
+import logging
 import os
+import subprocess
 import tempfile
+import threading
 from pathlib import Path
+
+LOG = logging.getLogger(__name__)
 
 ENV_PYTHONS = "LAMBDA_HOST_PYTHONS"
 ENV_RUNTIME_PACKAGES_DIR = "LAMBDA_HOST_RUNTIME_PACKAGES_DIR"
 ENV_WORK_DIR = "LAMBDA_HOST_WORK_DIR"
+ENV_INIT_TIMEOUT = "LAMBDA_HOST_INIT_TIMEOUT_S"
+DEFAULT_INIT_TIMEOUT_S = 10.0
+INSTALL_STAMP = ".installed"
 
 PYENV_VERSIONS = {"python3.13": "3.13.0", "python3.12": "3.12.1"}
 
@@ -71,6 +80,39 @@ def runtime_packages_dir(runtime: str) -> Path | None:
             f"(run `python localstack/server.py install`)"
         )
     return path
+
+
+_compile_lock = threading.Lock()
+
+
+def compile_runtime_packages(runtime: str, interpreter: str) -> None:
+    """Byte-compile the runtime's packages for its own interpreter, once per install.
+
+    The folder is read-only for functions (as ``/var/runtime`` is on AWS), so the runtime cannot
+    write its bytecode there itself; pip compiled it for LocalStack's Python only.
+    """
+    packages = runtime_packages_dir(runtime)
+    if packages is None:
+        return
+    stamp = packages / f".compiled-{runtime}"
+    installed = packages / INSTALL_STAMP
+    key = installed.read_text() if installed.exists() else ""
+    with _compile_lock:
+        if stamp.exists() and stamp.read_text() == key:
+            return
+        LOG.info("Byte-compiling %s for %s", packages, interpreter)
+        subprocess.run(
+            [interpreter, "-I", "-m", "compileall", "-q", "-j", "0", str(packages)],
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        stamp.write_text(key)
+
+
+def init_timeout_s() -> float:
+    """Seconds the init phase may take before it is cut and retried in the first invocation."""
+    return float(os.environ.get(ENV_INIT_TIMEOUT) or DEFAULT_INIT_TIMEOUT_S)
 
 
 def work_dir() -> Path:

@@ -1,4 +1,16 @@
-"""Compare thumbnails with the reviewed goldens in fixtures/golden/ and report mismatches.
+"""The goldens in fixtures/golden/: compare thumbnails with them, report mismatches, accept changes.
+
+    make golden-report                        # the current core against every golden, as a report
+    make golden-accept NAMES="a.jpg b.png"    # goldens := the current core's output (no NAMES: all)
+    make golden-accept FROM_REVIEW=1          # the last failing run's new thumbnails (NAMES= too)
+
+The targets run `python -m harness.golden report|accept [--from-review] [NAMES]` in the unit test
+environment (numpy, Pillow). `accept` regenerates a golden with `make_thumbnail` and its defaults:
+a golden is by definition what the core writes, whatever an earlier run left in build/. With no
+names every valid fixture is regenerated and goldens of images that are no longer valid fixtures
+are removed. `--from-review` copies the thumbnails the last failing run saved in
+build/golden-review/new/ instead (for thumbnails that did not come from the local core, e.g. the
+deployed function's). `report` exits 1 when anything differs.
 
 A golden is the exact file `make_thumbnail` wrote for the fixture image of the same name (so
 `fixtures/golden/bmp-rgb.bmp` holds PNG bytes, as the deployed function writes them). Goldens
@@ -17,9 +29,10 @@ can see does not fail the suite while a visible change does:
 by default, GOLDEN_REVIEW_DIR overrides): one JSON entry per image in entries/, PNGs in img/,
 the new thumbnail as written in new/<name>, and index.html regenerated on every record, failures
 first. The report holds the entries of the latest run only (one pytest session, or one
-`tools/golden.py report`); pytest-xdist workers share a run through PYTEST_XDIST_TESTRUNUID.
+`make golden-report`); pytest-xdist workers share a run through PYTEST_XDIST_TESTRUNUID.
 """
 
+import argparse
 import contextlib
 import fcntl
 import hashlib
@@ -29,6 +42,7 @@ import json
 import os
 import shlex
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,12 +52,18 @@ from urllib.parse import quote
 import numpy as np
 from PIL import Image, ImageOps
 
-from tests.support.fixtures import IMAGES_DIR, REPO_ROOT
+from harness import REPO_ROOT
+from harness.fixtures import IMAGES_DIR, VALID_IMAGES, image_bytes
+from thumbnailer import make_thumbnail
 
 GOLDEN_DIR = REPO_ROOT / "fixtures" / "golden"
 REVIEW_DIR_ENV = "GOLDEN_REVIEW_DIR"
 DEFAULT_REVIEW_DIR = REPO_ROOT / "build" / "golden-review"
-ACCEPT_COMMAND = ".venv/bin/python tools/golden.py accept"
+ACCEPT_TARGET = "make golden-accept"
+# Goldens are committed; a thumbnail of 128 px should never need more than this.
+MAX_GOLDEN_BYTES = 10 * 1024
+# Files in fixtures/golden/ that are not goldens.
+NOT_GOLDENS = {"README.md"}
 
 # Tolerances. Measured on the fixtures with tests/unit/test_golden_tolerance.py (values in its
 # comments and in the README table); each sits between the largest difference nobody can see and
@@ -125,8 +145,19 @@ def review_dir() -> Path:
 
 
 def accept_command(*names: str) -> str:
-    """The shell command that accepts the current core's output for `names` as goldens."""
-    return " ".join([ACCEPT_COMMAND, *map(shlex.quote, names)])
+    """The shell command that accepts the current core's output for `names` as goldens (none: all).
+
+    The recipe hands NAMES to the shell, so each name is quoted for it, inside the quoted value.
+    """
+    if not names:
+        return ACCEPT_TARGET
+    value = shlex.join(names)
+    assignment = f"NAMES={value}"
+    if shlex.quote(assignment) == assignment:
+        return f"{ACCEPT_TARGET} {assignment}"
+    if not set(value) & set('"$`\\!'):
+        return f'{ACCEPT_TARGET} NAMES="{value}"'
+    return f"{ACCEPT_TARGET} {shlex.quote(assignment)}"
 
 
 def compare_with_golden(
@@ -460,9 +491,11 @@ def _render_index(failed: list[dict], passed: list[dict]) -> str:
         f"<title>{title}</title><style>{_STYLE}</style></head><body>",
         f"<h1>{title}</h1>",
         f"<p>Tolerances: luma SSIM &ge; <b>{MIN_SSIM_LUMA}</b>; mean abs diff per colour channel "
-        f"&le; <b>{MAX_CHANNEL_MAD}</b>; alpha &le; <b>{MAX_ALPHA_MAD}</b> (tests/support/golden.py). "
-        f"Accept intended changes with <code>{html.escape(ACCEPT_COMMAND)}</code>.</p>",
+        f"&le; <b>{MAX_CHANNEL_MAD}</b>; alpha &le; <b>{MAX_ALPHA_MAD}</b> (harness/golden.py).</p>",
     ]
+    if failed:
+        every_failure = accept_command(*(entry["name"] for entry in failed))
+        parts.append(f"<p>Accept every failure below: <code>{html.escape(every_failure)}</code></p>")
     parts += [_render_entry(entry) for entry in failed]
     if passed:
         parts.append(f"<details><summary>{len(passed)} passed</summary>")
@@ -501,7 +534,7 @@ def _render_entry(entry: dict) -> str:
 
 
 def entries_of_last_run(directory: Path | None = None) -> list[dict]:
-    """The review entries of the run that last wrote the report (for `tools/golden.py`)."""
+    """The review entries of the run that last wrote the report (for `accept --from-review`)."""
     directory = directory or review_dir()
     try:
         run = json.loads((directory / "run.json").read_text())["run"]
@@ -509,3 +542,94 @@ def entries_of_last_run(directory: Path | None = None) -> list[dict]:
         return []
     entries = [json.loads(path.read_text()) for path in sorted((directory / "entries").glob("*.json"))]
     return [entry for entry in entries if entry.get("run") == run]
+
+
+# The commands (make golden-accept, make golden-report) ----------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the process exit status."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    accept = commands.add_parser("accept", help="write goldens (all valid fixtures when no NAMES)")
+    accept.add_argument("names", nargs="*", metavar="NAMES")
+    accept.add_argument(
+        "--from-review",
+        action="store_true",
+        help="copy the last failing run's build/golden-review/new/<name> instead of regenerating",
+    )
+    report = commands.add_parser("report", help="review report of the current core vs the goldens")
+    report.add_argument("names", nargs="*", metavar="NAMES")
+    args = parser.parse_args(argv)
+
+    unknown = sorted(set(args.names) - set(VALID_IMAGES))
+    if unknown:
+        parser.error(f"not valid fixture images: {', '.join(unknown)} (see harness/fixtures.py)")
+    if args.command == "report":
+        return _report(args.names or sorted(VALID_IMAGES))
+    if args.from_review:
+        return _accept_from_review(args.names)
+    return _accept(args.names)
+
+
+def _accept(names: list[str]) -> int:
+    GOLDEN_DIR.mkdir(parents=True, exist_ok=True)
+    for name in names or sorted(VALID_IMAGES):
+        _write_golden(name, make_thumbnail(image_bytes(name)).data)
+    if not names:
+        for path in sorted(GOLDEN_DIR.iterdir()):
+            if path.name not in VALID_IMAGES and path.name not in NOT_GOLDENS:
+                path.unlink()
+                print(f"removed   {path.name} (no longer a valid fixture image)")
+    return 0
+
+
+def _accept_from_review(names: list[str]) -> int:
+    directory = review_dir()
+    entries = {entry["name"]: entry for entry in entries_of_last_run(directory)}
+    wanted = names or sorted(name for name, entry in entries.items() if not entry["passed"])
+    if not wanted:
+        print(f"nothing to accept: the last run in {directory} had no failures")
+        return 0
+    missing = [name for name in wanted if not (directory / "new" / name).is_file()]
+    if missing:
+        print(f"no new thumbnail in {directory / 'new'} for: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    for name in wanted:
+        data = (directory / "new" / name).read_bytes()
+        _write_golden(name, data)
+        if data != make_thumbnail(image_bytes(name)).data:
+            print(f"  note: {name} differs from what the local core writes (compared within tolerance)")
+    return 0
+
+
+def _write_golden(name: str, data: bytes) -> None:
+    path = GOLDEN_DIR / name
+    old = path.read_bytes() if path.is_file() else None
+    if old == data:
+        print(f"unchanged {name}")
+        return
+    path.write_bytes(data)
+    print(f"{'updated' if old is not None else 'created'}   {name} ({len(data)} bytes)")
+    if len(data) > MAX_GOLDEN_BYTES:
+        print(f"  warning: {name} is larger than {MAX_GOLDEN_BYTES} bytes", file=sys.stderr)
+
+
+def _report(names: list[str]) -> int:
+    failed = 0
+    index = None
+    for name in names:
+        source = image_bytes(name)
+        comparison = compare_with_golden(name, make_thumbnail(source).data, source_bytes=source)
+        index = record(comparison)
+        if not comparison.passed:
+            failed += 1
+            print(f"FAIL {name}: {'; '.join(comparison.problems)}")
+    print(f"{failed} of {len(names)} differ from their goldens; report: {index}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,7 +1,7 @@
 """Delete a stage's uploads: the one command that does, after saying what it will delete and asking.
 
-    python tools/uploads.py delete --stage prod [--region us-east-1]     # asks first
-    python tools/uploads.py delete --bucket my-uploads --yes             # for scripts
+    python -m ops.uploads delete --stage prod [--region us-east-1]     # asks first
+    python -m ops.uploads delete --bucket my-uploads --yes             # for scripts
 
 `sls remove` keeps the upload bucket (DeletionPolicy: Retain), so removing or replacing the stack
 never deletes anybody's photos. This command lists the bucket first (objects, versions and delete
@@ -18,8 +18,11 @@ import logging
 import sys
 from dataclasses import dataclass
 
+from ops.aws import clients, json_logger
+from thumbnailer.logs import log
+
 SERVICE = "thumbnailer"
-LOG = logging.getLogger("tools.uploads")
+LOGGER = logging.getLogger("ops.uploads")
 BATCH = 1000  # DeleteObjects' maximum
 
 
@@ -90,17 +93,15 @@ def main(argv: list[str] | None = None, ask=input) -> int:
     delete.add_argument("--yes", action="store_true", help="do not ask (scripts)")
     delete.add_argument("--keep-bucket", action="store_true", help="empty the bucket but keep it")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    json_logger(LOGGER.name)
 
-    import boto3
-
-    session = boto3.Session(region_name=args.region)
-    bucket = args.bucket or stack_bucket(session.client("cloudformation"), args.stage)
-    s3 = session.client("s3")
+    cloudformation, s3 = clients("cloudformation", "s3", region=args.region)
+    bucket = args.bucket or stack_bucket(cloudformation, args.stage)
     contents = list_contents(s3, bucket)
-    LOG.info("will delete %s%s", contents.describe(), "" if args.keep_bucket else ", then the bucket")
+    then = "" if args.keep_bucket else ", then the bucket"
+    log(LOGGER, logging.INFO, f"will delete {contents.describe()}{then}", bucket=bucket)
     if not args.yes and ask(f"Type the bucket's name ({bucket}) to delete all of it: ").strip() != bucket:
-        LOG.info("nothing deleted")
+        log(LOGGER, logging.INFO, "nothing deleted", bucket=bucket)
         return 1
     deleted = delete_contents(s3, contents, args.keep_bucket)
     print(json.dumps({"bucket": bucket, "deleted_objects": deleted, "bucket_deleted": not args.keep_bucket}))

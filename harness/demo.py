@@ -1,6 +1,6 @@
 """Run the product locally: LocalStack, `sls deploy --stage local`, uploads, thumbnails, a contact sheet.
 
-    python tools/demo.py [FOLDER] [--keep] [--out build/demo]
+    make demo ARGS="FOLDER --keep"      # python -m harness.demo [FOLDER] [--keep] [--out build/demo]
 
 Uploads every file of FOLDER (default: fixtures/images), waits for each thumbnail with a progress
 line, downloads the thumbnails, prints a table and writes an HTML contact sheet. Without --keep it
@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import REPO_ROOT, localstack, stack
+from harness.function_log import FunctionLog
+from harness.thumbnails import thumbnail_key, upload_all, wait_for_thumbnails
 
-from tools import stack as stack_tools
-
-DEFAULT_FOLDER = stack_tools.REPO_ROOT / "fixtures" / "images"
-DEFAULT_OUT = stack_tools.REPO_ROOT / "build" / "demo"
+DEFAULT_FOLDER = REPO_ROOT / "fixtures" / "images"
+DEFAULT_OUT = REPO_ROOT / "build" / "demo"
 WAIT_S = 60.0
 POLL_S = 0.1
 
@@ -40,48 +40,42 @@ class Upload:
     latency_s: float | None = None
     rejected: str | None = None
 
-    @property
-    def thumbnail_key(self) -> str:
-        return f"thumbnails/{self.key}"
+
+def upload(s3, bucket: str, files: list[Path], folder: str) -> list[Upload]:
+    """Upload each file under `folder` and remember when each upload returned."""
+    bodies = {f"{folder}/{path.name}": path.read_bytes() for path in files}
+    uploaded_at = upload_all(s3, bucket, bodies)
+    return [
+        Upload(path, key, len(bodies[key]), uploaded_at[key]) for path, key in zip(files, bodies, strict=True)
+    ]
 
 
-def upload_all(s3, bucket: str, files: list[Path], folder: str) -> list[Upload]:
-    """Upload each file under `folder` and remember when."""
-    uploads = []
-    for path in files:
-        key = f"{folder}/{path.name}"
-        body = path.read_bytes()
-        s3.put_object(Bucket=bucket, Key=key, Body=body)
-        uploads.append(Upload(path, key, len(body), time.monotonic()))
-    return uploads
+def wait(s3, log: FunctionLog, bucket: str, uploads: list[Upload]) -> None:
+    """Wait until every upload has a thumbnail or a logged rejection, or WAIT_S pass; print progress."""
+    shown = [-1]
 
+    def progress(settled: int, total: int) -> None:
+        if settled != shown[0]:
+            print(f"  {settled}/{total} settled", flush=True)
+            shown[0] = settled
 
-def wait_for_thumbnails(s3, logs, stack, uploads: list[Upload], folder: str) -> None:
-    """Poll until every upload has a thumbnail or a logged rejection, or the deadline passes."""
-    deadline = time.monotonic() + WAIT_S
-    pending = {u.key: u for u in uploads}
-    shown = -1
-    while pending and time.monotonic() < deadline:
-        listed = s3.list_objects_v2(Bucket=stack.bucket, Prefix=f"thumbnails/{folder}/")
-        now = time.monotonic()
-        for item in listed.get("Contents", []):
-            upload = pending.pop(item["Key"].removeprefix("thumbnails/"), None)
-            if upload:
-                upload.latency_s = now - upload.uploaded_at
-                upload.thumbnail_bytes = item["Size"]
-        for line in stack_tools.read_function_log(logs, stack.log_group).lines:
-            upload = pending.get(line.get("key"))
-            if upload and line.get("outcome") == "rejected":
-                upload.rejected = line.get("reason", "rejected")
-                del pending[upload.key]
-        done = len(uploads) - len(pending)
-        if done != shown:
-            print(f"  {done}/{len(uploads)} settled", flush=True)
-            shown = done
-        if pending:
-            time.sleep(POLL_S)
-    if pending:
-        print(f"  {len(pending)} neither got a thumbnail nor were rejected within {WAIT_S:.0f} s")
+    settled = wait_for_thumbnails(
+        s3,
+        bucket,
+        [u.key for u in uploads],
+        deadline_s=WAIT_S,
+        log=log,
+        poll_s=POLL_S,
+        progress=progress,
+        require_all=False,
+    )
+    for u in uploads:
+        if u.key in settled.thumbnails:
+            arrival = settled.thumbnails[u.key]
+            u.thumbnail_bytes, u.latency_s = arrival.size, arrival.seen_at - u.uploaded_at
+        u.rejected = settled.rejected.get(u.key)
+    if settled.pending:
+        print(f"  {len(settled.pending)} neither got a thumbnail nor were rejected within {WAIT_S:.0f} s")
 
 
 def download(s3, bucket: str, uploads: list[Upload], out: Path) -> None:
@@ -91,7 +85,7 @@ def download(s3, bucket: str, uploads: list[Upload], out: Path) -> None:
     for upload in uploads:
         shutil.copyfile(upload.path, out / "sources" / upload.path.name)
         if upload.thumbnail_bytes is not None:
-            response = s3.get_object(Bucket=bucket, Key=upload.thumbnail_key)
+            response = s3.get_object(Bucket=bucket, Key=thumbnail_key(upload.key))
             upload.content_type = response["ContentType"]
             (out / "thumbnails" / upload.path.name).write_bytes(response["Body"].read())
 
@@ -171,31 +165,33 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         parser.error(f"{args.folder} holds no files")
 
-    server = stack_tools.localstack_server()
+    server = localstack.server()
     started = time.monotonic()
     handle = server.start()
     print(f"LocalStack ready at {handle.endpoint} after {time.monotonic() - started:.1f} s")
-    stack = None
+    deployed = None
     try:
         started = time.monotonic()
-        stack = stack_tools.deploy(handle.endpoint)
-        print(f"deployed {stack.function_name} (bucket {stack.bucket}) in {time.monotonic() - started:.1f} s")
-        s3 = stack_tools.client("s3", handle.endpoint)
+        deployed = stack.deploy(handle.endpoint)
+        seconds = time.monotonic() - started
+        print(f"deployed {deployed.function_name} (bucket {deployed.bucket}) in {seconds:.1f} s")
+        s3 = localstack.client("s3", handle.endpoint)
         folder = f"demo-{uuid.uuid4().hex[:8]}"
-        uploads = upload_all(s3, stack.bucket, files, folder)
-        print(f"uploaded {len(uploads)} files under s3://{stack.bucket}/{folder}/")
-        wait_for_thumbnails(s3, stack_tools.client("logs", handle.endpoint), stack, uploads, folder)
+        uploads = upload(s3, deployed.bucket, files, folder)
+        print(f"uploaded {len(uploads)} files under s3://{deployed.bucket}/{folder}/")
+        log = FunctionLog(localstack.client("logs", handle.endpoint), deployed.log_group)
+        wait(s3, log, deployed.bucket, uploads)
         shutil.rmtree(args.out, ignore_errors=True)
-        download(s3, stack.bucket, uploads, args.out)
+        download(s3, deployed.bucket, uploads, args.out)
         print_table(uploads)
         print(f"\ncontact sheet: {write_contact_sheet(uploads, args.out)}")
     finally:
         if args.keep:
-            if stack:
-                print(keep_instructions(handle.endpoint, stack.bucket))
+            if deployed:
+                print(keep_instructions(handle.endpoint, deployed.bucket))
         else:
-            if stack:
-                stack_tools.remove(handle.endpoint, stack)
+            if deployed:
+                stack.remove(handle.endpoint, deployed)
             if handle.owned:
                 server.stop()
     return 0

@@ -1,7 +1,7 @@
 """Create the missing and stale thumbnails of objects that are already in a bucket.
 
-    python tools/backfill.py --bucket NAME --function NAME [--prefix P] [--dry-run] [--concurrency 4]
-    python tools/backfill.py --bucket NAME --local [...]   # the same work in this process (Pillow)
+    python -m ops.backfill --bucket NAME --function NAME [--prefix P] [--dry-run] [--concurrency 4]
+    python -m ops.backfill --bucket NAME --local [...]   # the same work in this process (Pillow)
 
 For buckets that held images before the function was attached to them, or after an outage.
 The bucket is listed page by page (--page-size) together with the thumbnail prefix, and the two
@@ -26,7 +26,6 @@ from the usual AWS chain; AWS_ENDPOINT_URL (LocalStack) is honoured by boto3 its
 
 import argparse
 import json
-import logging
 import os
 import sys
 import threading
@@ -36,11 +35,10 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from urllib.parse import quote_plus
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-LOGGER = logging.getLogger("thumbnailer.backfill")
+from ops.aws import FunctionInvoker, clients
+
 BACKFILL_EVENT_NAME = "ObjectCreated:Backfill"
 DEFAULT_PREFIX = "thumbnails/"
 DEFAULT_CONCURRENCY = 4
@@ -147,34 +145,21 @@ class Result:
 class LambdaProcessor:
     """Processes a source by invoking the deployed function synchronously."""
 
-    def __init__(self, client, function: str):
-        self._client, self._function = client, function
+    def __init__(self, lambda_client, function: str):
+        self._invoke, self._function = FunctionInvoker(lambda_client), function
 
     def __call__(self, bucket: str, source: ObjectInfo) -> Result:
         """Invoke the function with a backfill event for `source`."""
-        response = self._client.invoke(
-            FunctionName=self._function,
-            InvocationType="RequestResponse",
-            Payload=json.dumps(backfill_event(bucket, source.key, source.size)).encode(),
-        )
-        raw = response["Payload"].read()
-        try:
-            payload = json.loads(raw or b"null")
-        except ValueError:
-            payload = None
-        if response.get("FunctionError"):
-            if isinstance(payload, dict):
-                return Result("failed", f"{payload.get('errorType')}: {payload.get('errorMessage')}")
-            return Result("failed", raw.decode(errors="replace")[:500])
-        outcomes = payload.get("outcomes", {}) if isinstance(payload, dict) else {}
-        return Result(next(iter(outcomes), "unknown"))
+        invocation = self._invoke(self._function, backfill_event(bucket, source.key, source.size))
+        if not invocation.ok:
+            return Result("failed", invocation.error)
+        return Result(next(iter(invocation.outcomes), "unknown"))
 
 
 class LocalProcessor:
     """Processes a source in this process with the function's own pipeline and S3 client."""
 
     def __init__(self, environ=os.environ, prefix: str | None = None, bucket: str | None = None):
-        sys.path.insert(0, str(REPO_ROOT))
         from thumbnailer.logs import get_logger
         from thumbnailer.settings import Settings
         from thumbnailer.storage import S3Storage
@@ -341,18 +326,6 @@ def function_settings(lambda_client, function: str) -> tuple[str, str | None]:
     return variables.get("THUMBNAIL_PREFIX") or DEFAULT_PREFIX, variables.get("THUMBNAIL_BUCKET") or None
 
 
-def _clients(concurrency: int):
-    import boto3
-    from botocore.config import Config
-
-    config = Config(
-        read_timeout=120,
-        retries={"mode": "standard", "max_attempts": 5},
-        max_pool_connections=max(10, 2 * concurrency),
-    )
-    return boto3.client("s3", config=config), boto3.client("lambda", config=config)
-
-
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; see the module docstring."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -380,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.concurrency < 1 or not 1 <= args.page_size <= DEFAULT_PAGE_SIZE:
         parser.error(f"--concurrency must be >= 1 and --page-size 1..{DEFAULT_PAGE_SIZE}")
 
-    s3, lambda_client = _clients(args.concurrency)
+    s3, lambda_client = clients("s3", "lambda", concurrency=args.concurrency)
     if args.local:
         processor = LocalProcessor(prefix=args.thumbnail_prefix, bucket=args.thumbnail_bucket)
         thumbnail_prefix, thumbnail_bucket = processor.settings.prefix, processor.settings.bucket

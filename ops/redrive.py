@@ -1,6 +1,6 @@
 """Replay the events that ended in the on-failure queue, then delete the ones that succeeded.
 
-    python tools/redrive.py --queue-url URL [--function NAME] [--dry-run] [--max-messages N]
+    python -m ops.redrive --queue-url URL [--function NAME] [--dry-run] [--max-messages N]
 
 Each message in the queue is Lambda's on-failure record of an asynchronous invocation whose
 retries ran out: `requestPayload` is the original S3 event, `requestContext` says which function
@@ -30,7 +30,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-LOGGER = logging.getLogger("thumbnailer.redrive")
+from ops.aws import FunctionInvoker, Invocation, clients, json_logger
+from thumbnailer.logs import log
+
+LOGGER = logging.getLogger("ops.redrive")
 RECEIVE_BATCH = 10  # SQS maximum per ReceiveMessage
 # Longer than the function timeout (30 s) plus client retries: a message must not reappear while
 # its replay is still running.
@@ -108,39 +111,6 @@ def parse_message(message: dict) -> FailureRecord:
     )
 
 
-@dataclass(frozen=True)
-class Replay:
-    """The result of invoking one event again."""
-
-    ok: bool
-    outcomes: dict = field(default_factory=dict)
-    error: str | None = None
-
-
-class LambdaInvoker:
-    """Invokes a function synchronously with an event and reports whether it succeeded."""
-
-    def __init__(self, client):
-        self._client = client
-
-    def __call__(self, function: str, event: dict) -> Replay:
-        """Invoke `function` (name or ARN) with `event` and wait for the result."""
-        response = self._client.invoke(
-            FunctionName=function, InvocationType="RequestResponse", Payload=json.dumps(event).encode()
-        )
-        raw = response["Payload"].read()
-        try:
-            payload = json.loads(raw or b"null")
-        except ValueError:
-            payload = raw.decode(errors="replace")
-        if response.get("FunctionError"):
-            if isinstance(payload, dict):
-                return Replay(False, error=f"{payload.get('errorType')}: {payload.get('errorMessage')}")
-            return Replay(False, error=str(payload))
-        outcomes = payload.get("outcomes", {}) if isinstance(payload, dict) else {}
-        return Replay(True, outcomes=outcomes)
-
-
 @dataclass
 class Summary:
     """Counts for the whole run; `failures` names the first failures."""
@@ -175,7 +145,7 @@ class Summary:
 def redrive(
     sqs,
     queue_url: str,
-    invoke: Callable[[str, dict], Replay],
+    invoke: Callable[[str, dict], Invocation],
     *,
     function: str | None = None,
     dry_run: bool = False,
@@ -214,10 +184,10 @@ def redrive(
                     summary.unreadable += 1
                     summary.left_in_queue += 1
                     summary.failures.append({"message_id": message.get("MessageId"), "error": str(exc)})
-                    _log(logging.ERROR, "unreadable message left in the queue", error=str(exc))
+                    log(LOGGER, logging.ERROR, "unreadable message left in the queue", error=str(exc))
             if dry_run:
                 for record in records:
-                    _log(logging.INFO, "would replay", **record.describe())
+                    log(LOGGER, logging.INFO, "would replay", **record.describe())
                 held += [record.receipt_handle for record in records]
                 summary.left_in_queue += len(records)
                 continue
@@ -248,11 +218,12 @@ def _replay_batch(sqs, queue_url, records, invoke, function, pool, seen, summary
         if replay.ok:
             summary.replayed += 1
             summary.outcomes.update(replay.outcomes)
-            _log(logging.INFO, "replayed", outcomes=replay.outcomes, **record.describe())
+            log(LOGGER, logging.INFO, "replayed", outcomes=replay.outcomes, **record.describe())
         else:
             summary.failed += 1
             summary.failures.append({**record.describe(), "replay_error": replay.error})
-            _log(
+            log(
+                LOGGER,
                 logging.ERROR,
                 "replay failed, left in the queue",
                 replay_error=replay.error,
@@ -264,37 +235,18 @@ def _replay_batch(sqs, queue_url, records, invoke, function, pool, seen, summary
             continue
         if first.get(record.fingerprint) is not record:
             summary.duplicates_deleted += 1
-            _log(logging.INFO, "duplicate of a replayed event, deleted", **record.describe())
+            log(LOGGER, logging.INFO, "duplicate of a replayed event, deleted", **record.describe())
         sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=record.receipt_handle)
 
 
-def _invoke_safely(invoke, function: str | None, event: dict) -> Replay:
+def _invoke_safely(invoke, function: str | None, event: dict) -> Invocation:
     """Turn an exception of the invoke call itself (throttled, network) into a failed replay."""
     if not function:
-        return Replay(False, error="the record names no function; pass --function")
+        return Invocation(False, error="the record names no function; pass --function")
     try:
         return invoke(function, event)
     except Exception as exc:  # any failure leaves the message in the queue; the run goes on
-        return Replay(False, error=f"{type(exc).__name__}: {exc}")
-
-
-def _log(level: int, message: str, **fields) -> None:
-    LOGGER.log(level, message, extra={"fields": fields})
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {"level": record.levelname, "message": record.getMessage()}
-        entry.update(getattr(record, "fields", {}))
-        return json.dumps(entry, default=str, ensure_ascii=False)
-
-
-def _clients():
-    import boto3
-    from botocore.config import Config
-
-    config = Config(read_timeout=120, retries={"mode": "standard", "max_attempts": 5})
-    return boto3.client("sqs", config=config), boto3.client("lambda", config=config)
+        return Invocation(False, error=f"{type(exc).__name__}: {exc}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -313,18 +265,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--wait-seconds", type=int, default=DEFAULT_WAIT_S, help="SQS long-poll wait")
     args = parser.parse_args(argv)
-    if not LOGGER.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(_JsonFormatter())
-        LOGGER.addHandler(handler)
-    LOGGER.setLevel(logging.INFO)
-    LOGGER.propagate = False
+    json_logger(LOGGER.name)
 
-    sqs, lambda_client = _clients()
+    sqs, lambda_client = clients("sqs", "lambda", concurrency=args.concurrency)
     summary = redrive(
         sqs,
         args.queue_url,
-        LambdaInvoker(lambda_client),
+        FunctionInvoker(lambda_client),
         function=args.function,
         dry_run=args.dry_run,
         max_messages=args.max_messages,

@@ -1,24 +1,22 @@
-"""Deploy, describe and remove the Serverless stack on LocalStack (used by `make demo` and the tests).
+"""Deploy, describe and remove the Serverless stack on LocalStack.
+
+    python -m harness.stack node-modules     # npm ci when package-lock.json changed (tox runs it)
 
 Deployment goes through the real, pinned Serverless CLI (`npx sls deploy --stage local`), with the
 same serverless.yml as production; serverless-localstack points it at LocalStack.
 """
 
-import contextlib
-import importlib.util
-import json
+import argparse
 import os
 import subprocess
 import sys
-from collections import Counter
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SERVER_PY = REPO_ROOT / "localstack" / "server.py"
+from harness import REPO_ROOT
+from harness.localstack import REGION, client
+
 SLS_TIMEOUT_S = 600
 SERVICE = "thumbnailer"
-REGION = "us-east-1"
 
 
 class DeployError(RuntimeError):
@@ -38,17 +36,6 @@ class Stack:
     def log_group(self) -> str:
         """CloudWatch Logs group of the function."""
         return f"/aws/lambda/{self.function_name}"
-
-
-def localstack_server():
-    """Import localstack/server.py by path (the folder's name would shadow localstack-core)."""
-    name = "localstack_host_server"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, SERVER_PY)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 def ensure_node_modules() -> None:
@@ -109,56 +96,23 @@ def describe(endpoint: str, stage: str = "local") -> Stack:
 
 
 def remove(endpoint: str, stack: Stack) -> None:
-    """`sls remove`, then delete the upload bucket it keeps, as `tools/uploads.py delete --yes` does."""
-    from tools import uploads
+    """`sls remove`, then delete the upload bucket it keeps, as `python -m ops.uploads delete --yes` does."""
+    from ops import uploads
 
     _checked(sls("remove", "--stage", stack.stage, endpoint=endpoint), "sls remove")
     s3 = client("s3", endpoint)
     uploads.delete_contents(s3, uploads.list_contents(s3, stack.bucket), keep_bucket=False)
 
 
-@dataclass
-class FunctionLog:
-    """What a function has logged: its JSON lines (oldest first) and START lines per request id."""
-
-    lines: list[dict] = field(default_factory=list)
-    starts: Counter = field(default_factory=Counter)
-
-
-def read_function_log(logs_client, log_group: str, since_ms: int | None = None) -> FunctionLog:
-    """Read the function's CloudWatch Logs (all pages); empty before its first invocation."""
-    log = FunctionLog()
-    window = {"startTime": since_ms} if since_ms is not None else {}
-    try:
-        for page in logs_client.get_paginator("filter_log_events").paginate(logGroupName=log_group, **window):
-            for event in page["events"]:
-                message = event["message"].strip()
-                if message.startswith("{"):
-                    with contextlib.suppress(ValueError):
-                        log.lines.append(json.loads(message))
-                elif message.startswith("START RequestId: "):
-                    log.starts[message.split()[2]] += 1
-    except logs_client.exceptions.ResourceNotFoundException:
-        pass
-    return log
-
-
-def client(service: str, endpoint: str):
-    """A boto3 client bound to LocalStack with fake credentials."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(read_timeout=120, retries={"mode": "standard", "max_attempts": 3}),
-    )
+def main(argv: list[str] | None = None) -> int:
+    """Command line: `node-modules`."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("node-modules", help="npm ci when node_modules is older than package-lock.json")
+    parser.parse_args(argv)
+    ensure_node_modules()
+    return 0
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] != ["node-modules"]:
-        sys.exit("usage: python tools/stack.py node-modules   (npm ci when package-lock.json changed)")
-    ensure_node_modules()
+    sys.exit(main())

@@ -2,8 +2,8 @@
 
 Used by the pytest plugin of `tox -e docker` (tests/docker/plugin.py), and by hand::
 
-    python -m tests.docker.harness up      # start, wait until healthy, print the endpoint
-    python -m tests.docker.harness down    # stop and remove the containers, network and volumes
+    python -m tests.docker.container up      # start, wait until healthy, print the endpoint
+    python -m tests.docker.container down    # stop and remove the containers, network and volumes
 
 Settings (environment): ``THUMBNAILER_DOCKER_PORT`` (default 4599; host mode's 4566 is refused),
 ``LOCALSTACK_AUTH_TOKEN`` (passed to the container through the environment of `docker compose`,
@@ -13,19 +13,18 @@ when a token is set), ``THUMBNAILER_DOCKER_REQUIRED=1`` (no engine is an error, 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from harness import REPO_ROOT, localstack
+from harness.waiting import wait_until
+
 COMPOSE_FILE = REPO_ROOT / "localstack" / "docker-compose.yml"
 PROJECT = "thumbnailer-docker"
 DEFAULT_PORT = 4599
@@ -113,21 +112,14 @@ def engine_problem() -> str | None:
     return None
 
 
-def is_healthy(endpoint: str, timeout: float = 2.0) -> bool:
-    """True if ``endpoint`` answers LocalStack's health check."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(f"{endpoint}/_localstack/health", timeout=timeout) as response:
-            return response.status == 200 and "services" in json.loads(response.read())
-    except (OSError, ValueError):
-        return False
+def is_healthy(endpoint: str) -> bool:
+    """True if ``endpoint`` answers LocalStack's health check (localstack/server.py's, the one check)."""
+    return localstack.server().is_healthy(endpoint)
 
 
 def port_in_use(port: int) -> bool:
     """True if something accepts connections on 127.0.0.1:``port``."""
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+    return localstack.server().port_in_use(f"127.0.0.1:{port}")
 
 
 class ComposeStack:
@@ -165,13 +157,15 @@ class ComposeStack:
             raise DockerModeError(
                 f"`docker compose up` failed ({result.returncode}):\n{result.stderr[-3000:]}\n{self.logs()}"
             )
-        deadline = time.monotonic() + HEALTH_TIMEOUT_S
-        while not is_healthy(self.settings.endpoint):
-            if time.monotonic() > deadline:
-                raise DockerModeError(
-                    f"{self.settings.endpoint} not healthy after {HEALTH_TIMEOUT_S:.0f} s:\n{self.logs()}"
-                )
-            time.sleep(1)
+        try:
+            wait_until(
+                lambda: is_healthy(self.settings.endpoint),
+                deadline_s=HEALTH_TIMEOUT_S,
+                what=f"{self.settings.endpoint} healthy",
+                poll_s=1,
+            )
+        except TimeoutError as exc:
+            raise DockerModeError(f"{exc}:\n{self.logs()}") from None
         return self.settings.endpoint
 
     def logs(self, lines: int = 80) -> str:
@@ -186,21 +180,21 @@ class ComposeStack:
             raise DockerModeError(
                 f"`docker compose down` failed ({result.returncode}):\n{result.stderr[-3000:]}"
             )
-        deadline = time.monotonic() + 10
-        while port_in_use(self.settings.port):
-            if time.monotonic() > deadline:
-                raise DockerModeError(
-                    f"127.0.0.1:{self.settings.port} still in use after `docker compose down`"
-                )
-            time.sleep(0.2)
+        try:
+            wait_until(
+                lambda: not port_in_use(self.settings.port), deadline_s=10, what="port free", poll_s=0.2
+            )
+        except TimeoutError:
+            raise DockerModeError(
+                f"127.0.0.1:{self.settings.port} still in use after `docker compose down`"
+            ) from None
 
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: ``up`` or ``down``."""
-    argv = sys.argv[1:] if argv is None else argv
-    if argv not in (["up"], ["down"]):
-        print("usage: python -m tests.docker.harness up|down", file=sys.stderr)
-        return 2
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["up", "down"])
+    command = parser.parse_args(argv).command
     try:
         settings = Settings.from_environment()
         problem = engine_problem()
@@ -208,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             print(problem, file=sys.stderr)
             return 1
         stack = ComposeStack(settings)
-        if argv == ["up"]:
+        if command == "up":
             print(json.dumps({"endpoint": stack.up(), "image": settings.image}))
         else:
             stack.down()

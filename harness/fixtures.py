@@ -1,13 +1,13 @@
-"""Access to the committed test inputs in fixtures/."""
+"""The committed inputs in fixtures/: which images must get a thumbnail (and which never), the events."""
 
 import copy
 import io
 import json
 from functools import cache
-from pathlib import Path
 from urllib.parse import quote_plus
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from harness import REPO_ROOT
+
 IMAGES_DIR = REPO_ROOT / "fixtures" / "images"
 EVENTS_DIR = REPO_ROOT / "fixtures" / "events"
 

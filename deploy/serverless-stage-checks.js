@@ -28,7 +28,7 @@ const LIMITS = { role: 64, bucket: 63, function: 64, queue: 80 };
 const EVENTS = ['s3:ObjectCreated:*', 's3:ObjectRemoved:*', 's3:LifecycleExpiration:*'];
 const CHOICES = { trigger: ['s3', 'eventbridge'], batchRole: ['true', 'false'] };
 
-function problems({ service, stage, region, existingBucket, thumbnailBucket, choices = {} }) {
+function problems({ service, stage, region, existingBucket, thumbnailBucket, inventoryLocation = '', choices = {} }) {
   const found = [];
   for (const [param, value] of Object.entries(choices)) {
     if (!CHOICES[param].includes(String(value))) {
@@ -58,6 +58,10 @@ function problems({ service, stage, region, existingBucket, thumbnailBucket, cho
     if (bucket && (!NAME_RULES.bucket.test(bucket) || bucket.includes('..') || /^\d+\.\d+\.\d+\.\d+$/.test(bucket))) {
       found.push(`params.${stage}.${param} "${bucket}" is not a valid S3 bucket name`);
     }
+  }
+  const inventoryBucket = inventoryLocation.split('/')[0];
+  if (inventoryLocation && !NAME_RULES.bucket.test(inventoryBucket)) {
+    found.push(`params.${stage}.inventoryLocation "${inventoryLocation}" is not <bucket> or <bucket>/<prefix>`);
   }
   return found;
 }
@@ -109,6 +113,7 @@ class StageChecksPlugin {
       existingBucket: this.param('existingBucket'),
       thumbnailBucket: this.param('thumbnailBucket'),
       trigger: this.param('trigger'),
+      inventoryLocation: this.param('inventoryLocation'),
       choices: Object.fromEntries(Object.keys(CHOICES).map((name) => [name, this.param(name)])),
     };
   }

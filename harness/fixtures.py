@@ -4,7 +4,7 @@ import copy
 import io
 import json
 from functools import cache
-from urllib.parse import quote_plus
+from urllib.parse import quote, quote_plus
 
 from harness import REPO_ROOT
 
@@ -103,3 +103,17 @@ def s3_put_event(bucket: str, *keys: str) -> dict:
         record["s3"]["object"]["key"] = quote_plus(key, safe="/")
         records.append(record)
     return {"Records": records}
+
+
+def batch_operations_event(bucket: str, *keys: str) -> dict:
+    """An S3 Batch Operations invocation (schema 2.0) with one task per key, task ids task-0, task-1...
+
+    Shaped like fixtures/events/batch-operations-2.0.json; keys URL-encoded as in a CSV manifest.
+    """
+    event = load_event("batch-operations-2.0.json")
+    template = event["tasks"][0]
+    event["tasks"] = [
+        {**template, "taskId": f"task-{index}", "s3Bucket": bucket, "s3Key": quote(key, safe="/")}
+        for index, key in enumerate(keys)
+    ]
+    return event

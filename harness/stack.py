@@ -31,6 +31,7 @@ class Stack:
     function_name: str
     bucket: str
     failure_queue_url: str
+    outputs: dict[str, str]
 
     @property
     def log_group(self) -> str:
@@ -75,10 +76,11 @@ def _checked(result: subprocess.CompletedProcess, what: str) -> None:
         )
 
 
-def deploy(endpoint: str, stage: str = "local") -> Stack:
-    """`sls deploy --stage <stage>` and return the stack's names from its outputs."""
+def deploy(endpoint: str, stage: str = "local", params: dict[str, str] | None = None) -> Stack:
+    """`sls deploy --stage <stage> [--param name=value ...]`; the stack's names from its outputs."""
     ensure_node_modules()
-    _checked(sls("deploy", "--stage", stage, endpoint=endpoint), "sls deploy")
+    options = [option for name, value in (params or {}).items() for option in ("--param", f"{name}={value}")]
+    _checked(sls("deploy", "--stage", stage, *options, endpoint=endpoint), "sls deploy")
     return describe(endpoint, stage)
 
 
@@ -92,6 +94,7 @@ def describe(endpoint: str, stage: str = "local") -> Stack:
         function_name=f"{SERVICE}-{stage}-thumbnail",
         bucket=outputs["UploadBucketName"],
         failure_queue_url=outputs["ThumbnailFailureQueueUrl"],
+        outputs=outputs,
     )
 
 

@@ -2,6 +2,7 @@
 
     python -m ops.backfill --bucket NAME --function NAME [--prefix P] [--dry-run] [--concurrency 4]
     python -m ops.backfill --bucket NAME --local [...]   # the same work in this process (Pillow)
+    python -m ops.backfill --bucket NAME --function NAME --engine s3-batch [--start]
 
 For buckets that held images before the function was attached to them, or after an outage.
 The bucket is listed page by page (--page-size) together with the thumbnail prefix, and the two
@@ -11,12 +12,17 @@ processed when it has no thumbnail (`missing`) or its thumbnail is older than th
 resolution, and the function writes within the second of the upload). Keys under the thumbnail
 prefix and folder markers (keys ending in "/") are never sources.
 
-Each source is processed by invoking the deployed function synchronously with an
-`ObjectCreated:Backfill` event for it (so the function's settings, code and permissions apply,
-and its log lines say `event_name: ObjectCreated:Backfill`), at most --concurrency at a time; or,
-with --local, by the same pipeline in this process with settings from the environment variables
-the function reads. --dry-run lists what would be processed, as JSON lines on stdout, and
-changes nothing.
+Engines. `invoke` (the default; small buckets, LocalStack): each source is processed by invoking
+the deployed function synchronously with an `ObjectCreated:Backfill` event for it (so the
+function's settings, code and permissions apply, and its log lines say `event_name:
+ObjectCreated:Backfill`), at most --concurrency at a time; or, with --local, by the same pipeline
+in this process with settings from the environment variables the function reads. `s3-batch`
+(large buckets): an S3 Batch Operations job invokes the function for every object of a manifest
+(the bucket's newest S3 Inventory report, or the listing's missing and stale sources written as
+CSV) and writes a completion report of the objects left without a thumbnail; see ops/batch.py.
+The job waits for confirmation unless --start; the command prints its id and the commands that
+start and follow it. --dry-run lists what would be processed, as JSON lines on stdout, and
+changes nothing (with s3-batch it also prints the CreateJob request it would send).
 
 A progress bar goes to stderr when it is a terminal (--progress forces it); the summary is one
 JSON object on stdout. Exit status: 0 when nothing failed, 1 when some objects failed (they are
@@ -30,6 +36,7 @@ import os
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +44,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from urllib.parse import quote_plus
 
+from ops import batch
 from ops.aws import FunctionInvoker, clients
 
 BACKFILL_EVENT_NAME = "ObjectCreated:Backfill"
@@ -349,11 +357,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--progress", action="store_true", help="draw the progress bar even if not a terminal"
     )
+    engine = parser.add_argument_group("--engine s3-batch")
+    engine.add_argument("--engine", choices=["invoke", "s3-batch"], default="invoke", help="default: invoke")
+    engine.add_argument(
+        "--role-arn", help="the job's role (default: the stack output BatchOperationsRoleArn)"
+    )
+    engine.add_argument(
+        "--work-bucket", help="for the manifest and the report (default: the stack output BatchWorkBucket)"
+    )
+    engine.add_argument(
+        "--manifest",
+        choices=["auto", "listing"],
+        default="auto",
+        help="auto: the newest S3 Inventory report if the bucket has one (and no --prefix), else a listing",
+    )
+    engine.add_argument(
+        "--start", action="store_true", help="run the job at once (default: await confirmation)"
+    )
+    engine.add_argument("--priority", type=int, default=batch.DEFAULT_PRIORITY, help="the job's priority")
     args = parser.parse_args(argv)
     if args.concurrency < 1 or not 1 <= args.page_size <= DEFAULT_PAGE_SIZE:
         parser.error(f"--concurrency must be >= 1 and --page-size 1..{DEFAULT_PAGE_SIZE}")
+    if args.engine == "s3-batch" and args.local:
+        parser.error("--engine s3-batch invokes a deployed function: give --function")
 
-    s3, lambda_client = clients("s3", "lambda", concurrency=args.concurrency)
+    s3, lambda_client, s3control, cloudformation = clients(
+        "s3", "lambda", "s3control", "cloudformation", concurrency=args.concurrency
+    )
     if args.local:
         processor = LocalProcessor(prefix=args.thumbnail_prefix, bucket=args.thumbnail_bucket)
         thumbnail_prefix, thumbnail_bucket = processor.settings.prefix, processor.settings.bucket
@@ -367,20 +397,43 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     stats = Stats()
-    sources = list_objects(s3, args.bucket, args.prefix, args.page_size)
-    thumbnails = list_objects(s3, thumbnail_bucket, thumbnail_prefix + args.prefix, args.page_size)
-    # Keys under the thumbnail prefix are never sources, even when thumbnails live elsewhere.
-    decisions = plan(sources, thumbnails, thumbnail_prefix, orphans=stats.orphans)
+
+    def decisions() -> Iterator[Decision]:
+        sources = list_objects(s3, args.bucket, args.prefix, args.page_size)
+        thumbnails = list_objects(s3, thumbnail_bucket, thumbnail_prefix + args.prefix, args.page_size)
+        # Keys under the thumbnail prefix are never sources, even when thumbnails live elsewhere.
+        return plan(sources, thumbnails, thumbnail_prefix, orphans=stats.orphans)
+
+    def emit(item: dict) -> None:
+        print(json.dumps(item, ensure_ascii=False), flush=True)
+
+    if args.engine == "s3-batch":
+        function = batch.FunctionArn(
+            lambda_client.get_function_configuration(FunctionName=args.function)["FunctionArn"]
+        )
+        if not (args.role_arn and args.work_bucket):
+            outputs = batch.stack_outputs(lambda_client, cloudformation, function.arn)
+            args.role_arn = args.role_arn or outputs.get("BatchOperationsRoleArn")
+            args.work_bucket = args.work_bucket or outputs.get("BatchWorkBucket")
+        if not (args.role_arn and args.work_bucket):
+            parser.error(
+                f"{args.function}'s stack has no batch role: deploy it with `--param batchRole=true` "
+                "(or give --role-arn and --work-bucket)"
+            )
+        summary = batch_backfill(args, function, s3, s3control, decisions, stats, emit)
+        summary["seconds"] = round(time.monotonic() - started, 2)
+        print(json.dumps(summary, ensure_ascii=False))
+        return 0
     progress = ProgressBar(sys.stderr, enabled=args.progress or sys.stderr.isatty())
     run(
-        decisions,
+        decisions(),
         processor,
         args.bucket,
         concurrency=args.concurrency,
         dry_run=args.dry_run,
         progress=progress,
         stats=stats,
-        emit=lambda item: print(json.dumps(item, ensure_ascii=False), flush=True),
+        emit=emit,
     )
     summary = summarise(
         stats,
@@ -391,6 +444,63 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(json.dumps(summary, ensure_ascii=False))
     return 1 if summary["failed"] else 0
+
+
+def batch_backfill(args, function: batch.FunctionArn, s3, s3control, decisions, stats: Stats, emit) -> dict:
+    """The s3-batch engine: find or write the manifest, create the job; the summary to print."""
+    use_inventory = args.manifest == "auto" and not args.prefix
+    manifest = batch.latest_inventory(s3, args.bucket) if use_inventory else None
+    summary: dict = {
+        "engine": "s3-batch",
+        "bucket": args.bucket,
+        "prefix": args.prefix,
+        "dry_run": args.dry_run,
+    }
+    if manifest is None:
+        work = (d.source.key for d in _counted(decisions(), stats) if d.is_work)
+        if args.dry_run:
+            for key in work:
+                emit({"key": key})
+        else:
+            key = f"{batch.MANIFEST_PREFIX}{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}.csv"
+            manifest = batch.write_manifest(s3, args.bucket, work, args.work_bucket, key)
+        counts = summarise(stats, bucket=args.bucket, prefix=args.prefix, dry_run=args.dry_run, seconds=0)
+        summary.update({name: counts[name] for name in ("sources", "missing", "stale", "up_to_date")})
+        if manifest is None:  # a dry run
+            manifest = batch.Manifest(
+                args.work_bucket, f"{batch.MANIFEST_PREFIX}(not written)", "", batch.CSV_MANIFEST
+            )
+    summary["manifest"] = {"url": manifest.url, "format": manifest.format, "objects": manifest.objects}
+    request = batch.job_request(
+        function=function,
+        role_arn=args.role_arn,
+        manifest=manifest,
+        report_bucket=args.work_bucket,
+        start=args.start,
+        description=f"thumbnail backfill of s3://{args.bucket}/{args.prefix}",
+        priority=args.priority,
+    )
+    if args.dry_run:
+        summary["create_job_request"] = request
+        return summary
+    if manifest.objects == 0:
+        summary["job_id"] = None  # nothing to do: no job (Batch Operations refuses an empty manifest)
+        return summary
+    job_id = s3control.create_job(**request)["JobId"]
+    summary.update(
+        job_id=job_id,
+        status="running" if args.start else "awaiting confirmation",
+        report=f"s3://{args.work_bucket}/{batch.REPORT_PREFIX}/job-{job_id}/",
+        commands=batch.follow_commands(function, job_id, started=args.start),
+    )
+    return summary
+
+
+def _counted(decisions: Iterable[Decision], stats: Stats) -> Iterator[Decision]:
+    for decision in decisions:
+        stats.listed += 1
+        stats.decisions[decision.action] += 1
+        yield decision
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Parsing of the events that name S3 objects, and of what cannot be used.
 
 Three shapes reach the function: S3 event notifications (`Records`, keys URL-encoded), S3 events
-delivered by EventBridge (`source` aws.s3, one object in `detail`, keys as they are), and S3 Batch
+delivered by EventBridge (`source` aws.s3, one object in `detail`, keys as they are in LocalStack;
+AWS documents no encoding, so the URL-decoded spelling is kept too), and S3 Batch
 Operations tasks (`invocationSchemaVersion`, `tasks`, keys URL-encoded), whose caller expects a
 result per task.
 """
@@ -33,6 +34,8 @@ class S3ObjectRef:
     event_name: str
     size: int | None = None
     sequencer: str | None = None
+    # EventBridge only: the key URL-decoded, when that differs (the pipeline uses the one that exists).
+    decoded_key: str | None = None
 
     @property
     def is_creation(self) -> bool:
@@ -138,7 +141,7 @@ def _parse_record(record: object, where: str) -> "S3ObjectRef | Malformed":
 
 
 def _parse_eventbridge(event: Mapping) -> "S3ObjectRef | Malformed":
-    """An S3 event as EventBridge delivers it: one object, its key not URL-encoded."""
+    """An S3 event as EventBridge delivers it: one object; its key as given, and URL-decoded."""
     bucket = _field(event, ("detail", "bucket", "name"))
     key = _field(event, ("detail", "object", "key"))
     for value in (bucket, key):
@@ -154,12 +157,14 @@ def _parse_eventbridge(event: Mapping) -> "S3ObjectRef | Malformed":
         event_name = f"{kind}:{reason or 'unknown'}"  # ObjectCreated:PutObject, ObjectRemoved:DeleteObject
     size = detail["object"].get("size")
     sequencer = detail["object"].get("sequencer")
+    decoded = unquote_plus(key)
     return S3ObjectRef(
         bucket=bucket,
         key=key,
         event_name=event_name,
         size=size if isinstance(size, int) else None,
         sequencer=sequencer if isinstance(sequencer, str) else None,
+        decoded_key=decoded if decoded != key else None,
     )
 
 

@@ -15,7 +15,7 @@ remaining records still run, then RecordsFailed is raised so that Lambda retries
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from thumbnailer.core import Thumbnail, make_thumbnail
@@ -27,7 +27,7 @@ from thumbnailer.errors import (
     SourceKeptChanging,
     SourceTooLarge,
 )
-from thumbnailer.events import BatchInvocation, Malformed, S3ObjectRef, parse_event
+from thumbnailer.events import BATCH_EVENT_NAME, BatchInvocation, Malformed, S3ObjectRef, parse_event
 from thumbnailer.logs import log
 from thumbnailer.settings import Settings
 
@@ -50,6 +50,8 @@ class Storage(Protocol):
 
     def etag(self, bucket: str, key: str) -> str | None: ...
 
+    def made_from(self, bucket: str, key: str) -> str | None: ...
+
     def delete(self, bucket: str, key: str) -> None: ...
 
     def store(self, bucket: str, key: str, thumbnail: Thumbnail, source_etag: str) -> None: ...
@@ -69,6 +71,7 @@ class Outcome:
 # report then lists the object and why).
 BATCH_RESULT_CODES = {
     "created": "Succeeded",
+    "up_to_date": "Succeeded",
     "kept_source_exists": "Succeeded",
     "skipped_recursion": "Succeeded",
     "rejected": "PermanentFailure",
@@ -171,6 +174,8 @@ def process_object(
 
     Keys under the thumbnail prefix are skipped (the recursion guard), records that neither
     create nor remove are ignored; for the others the thumbnail is made to match the source.
+    A Batch Operations task whose thumbnail was made from the source as it is now is left alone
+    (two HEADs instead of a GET, a decode and a PUT: a backfill job names every object).
     """
     started = time.perf_counter()
     fields: dict[str, object] = {
@@ -206,13 +211,22 @@ def process_object(
             Outcome("skipped_recursion"),
         )
     destination = settings.destination_bucket(ref.bucket)
-    thumbnail_key = settings.prefix + ref.key
-    fields.update(thumbnail_bucket=destination, thumbnail_key=thumbnail_key)
     try:
+        if ref.decoded_key is not None:
+            ref = _spelling_that_exists(ref, storage, destination, settings.prefix)
+            fields["key"] = ref.key
+        thumbnail_key = settings.prefix + ref.key
+        fields.update(thumbnail_bucket=destination, thumbnail_key=thumbnail_key)
         if len(thumbnail_key.encode()) > MAX_KEY_BYTES:
             raise KeyTooLong(
                 f"the thumbnail key would be {len(thumbnail_key.encode())} bytes, more than S3's "
                 f"{MAX_KEY_BYTES}; shorten the source key or THUMBNAIL_PREFIX"
+            )
+        if ref.event_name == BATCH_EVENT_NAME and _up_to_date(ref, storage, destination, thumbnail_key):
+            return finish(
+                logging.INFO,
+                "up to date: the thumbnail was made from the source as it is",
+                Outcome("up_to_date"),
             )
         result = reconcile(ref, storage, settings, destination, thumbnail_key, logger, fields)
     except PermanentError as exc:
@@ -284,6 +298,27 @@ def reconcile(
     raise SourceKeptChanging(
         f"s3://{ref.bucket}/{ref.key} changed during each of {MAX_ROUNDS} rounds of work"
     )
+
+
+def _spelling_that_exists(ref: S3ObjectRef, storage: Storage, destination: str, prefix: str) -> S3ObjectRef:
+    """The key as the event spells it, or URL-decoded when only that names the source (or, for a
+    removal, its thumbnail): AWS documents no encoding for EventBridge's S3 keys (LocalStack and
+    moto send them as they are), and a wrong guess would lose a thumbnail without a trace."""
+    for key in (ref.key, ref.decoded_key):
+        if storage.etag(ref.bucket, key) is not None or (
+            ref.is_removal and storage.etag(destination, prefix + key) is not None
+        ):
+            return replace(ref, key=key, decoded_key=None)
+    return replace(ref, decoded_key=None)
+
+
+def _up_to_date(ref: S3ObjectRef, storage: Storage, destination: str, thumbnail_key: str) -> bool:
+    """True when the thumbnail's recorded source ETag is the source's current one."""
+    made_from = storage.made_from(destination, thumbnail_key)
+    if made_from is None:  # no thumbnail, or one written before thumbnails recorded their source
+        return False
+    current = storage.etag(ref.bucket, ref.key)
+    return current is not None and current.strip('"') == made_from
 
 
 def _thumbnail(source: SourceObject, settings: Settings) -> Thumbnail:

@@ -165,6 +165,14 @@ class BoundStorage:
         except _Missing:
             return None
 
+    def made_from(self, bucket: str, key: str) -> str | None:
+        """The source ETag a stored thumbnail was made from (unquoted), or None if there is none."""
+        try:
+            response = self._call("head_object", Bucket=bucket, Key=key)
+        except _Missing:
+            return None
+        return response.get("Metadata", {}).get(SOURCE_ETAG)
+
     def store(self, bucket: str, key: str, thumbnail: Thumbnail, source_etag: str) -> None:
         """Write the thumbnail with the MIME type of its bytes and the ETag of its source."""
         self._call(

@@ -24,10 +24,29 @@ def stage():
 
 
 @pytest.fixture(scope="session")
-def deployed_stack(localstack_endpoint, stage):
+def deploy_params():
+    """`--param`s of the main stage: the batch role too, so its template path deploys as well."""
+    return {"batchRole": "true"}
+
+
+@pytest.fixture(scope="session")
+def deployed_stack(localstack_endpoint, stage, deploy_params):
     """Deploy with `sls deploy --stage <stage>`; empty the bucket and `sls remove` afterwards."""
     try:
-        deployed = stack.deploy(localstack_endpoint, stage)
+        deployed = stack.deploy(localstack_endpoint, stage, deploy_params)
+    except stack.DeployError as exc:
+        pytest.fail(str(exc))
+    yield deployed
+    stack.remove(localstack_endpoint, deployed)
+
+
+@pytest.fixture(scope="session")
+def eventbridge_stack(localstack_endpoint, deployed_stack):
+    """The same service as stage `local-eventbridge` with `--param trigger=eventbridge`: S3 sends
+    its events to EventBridge, whose rule invokes the function. Deployed after the main stage (the
+    framework packages into one .serverless/ folder), removed at the end."""
+    try:
+        deployed = stack.deploy(localstack_endpoint, "local-eventbridge", {"trigger": "eventbridge"})
     except stack.DeployError as exc:
         pytest.fail(str(exc))
     yield deployed

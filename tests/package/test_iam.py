@@ -27,7 +27,7 @@ from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 from moto.iam.access_control import IAMPolicy, PermissionResult
 
-from harness.fixtures import image_bytes, s3_put_event
+from harness.fixtures import batch_operations_event, image_bytes, s3_put_event
 from tests.support.cloudformation import Account, Resolver
 from thumbnailer.pipeline import handle_event
 from thumbnailer.settings import Settings
@@ -218,6 +218,10 @@ def every_path(aws: EnforcedAws) -> None:
     removal["Records"][0]["eventName"] = "ObjectRemoved:Delete"
     assert aws.invoke(removal)["outcomes"] == {"thumbnail_deleted": 1}
     assert aws.invoke(s3_put_event(bucket, "photos/never-there.jpg"))["outcomes"] == {"skipped_missing": 1}
+    s3.put_object(Bucket=bucket, Key="photos/dog.jpg", Body=image_bytes("jpeg-baseline.jpg"))
+    for expected in ("created", "up_to_date"):  # a backfill job's task: made, then left alone
+        (result,) = aws.invoke(batch_operations_event(bucket, "photos/dog.jpg"))["results"]
+        assert result["resultString"].startswith(f"{expected}: "), result
 
 
 def test_the_role_allows_every_call_the_function_makes(enforced):
@@ -278,3 +282,38 @@ def test_the_old_role_that_ignored_the_setting_is_caught(enforced, packaged, tem
     assert ("s3:PutObject", "arn:aws:s3:::company-thumbnails/thumbnails/cat.jpg") in [
         (call.action, call.resource) for call in denied
     ]
+
+
+BATCH_ROLE_CHECKS = [  # (action, resource: {work} is the deployment bucket, {uploads} the upload bucket)
+    ("s3:GetObject", "{work}/batch/manifests/20261130T120000Z-1a2b3c4d.csv", True),
+    ("s3:PutObject", "{work}/batch/reports/job-1/results/1.csv", True),
+    ("lambda:InvokeFunction", "function:thumbnailer-prod-thumbnail", True),
+    ("s3:GetObject", "{work}/serverless/thumbnailer/prod/code.zip", False),
+    ("s3:DeleteObject", "{work}/batch/manifests/m.csv", False),
+    ("s3:GetObject", "{uploads}/photos/cat.jpg", False),
+    ("s3:PutObject", "{uploads}/thumbnails/cat.jpg", False),
+    ("lambda:InvokeFunction", "function:someone-else", False),
+    ("s3:GetObject", "company-inventory/uploads/data/1.csv.gz", False),
+]
+
+
+@pytest.mark.parametrize(("action", "resource", "allowed"), BATCH_ROLE_CHECKS)
+def test_the_batch_role_reads_manifests_writes_reports_and_invokes_the_function_only(
+    packaged, action, resource, allowed
+):
+    template = packaged("--stage", "prod", "--param", "batchRole=true")["template"]
+    resolver = Resolver(template, ACCOUNT)
+    role = template["Resources"]["BatchOperationsRole"]["Properties"]
+    policy = IAMPolicy(json.dumps(resolver.resolve(role["Policies"][0]["PolicyDocument"])))
+    buckets = {
+        "uploads": resolver.resolve(template["Outputs"]["UploadBucketName"]["Value"]),
+        "work": resolver.resolve(template["Outputs"]["BatchWorkBucket"]["Value"]),
+    }
+    if action.startswith("lambda:"):
+        arn = f"arn:{ACCOUNT.partition}:lambda:{ACCOUNT.region}:{ACCOUNT.account_id}:{resource}"
+    else:
+        arn = f"arn:{ACCOUNT.partition}:s3:::{resource.format(**buckets)}"
+
+    permitted = policy.is_action_permitted(action, arn) == PermissionResult.PERMITTED
+
+    assert permitted is allowed, (action, arn)

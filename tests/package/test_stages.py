@@ -113,6 +113,7 @@ def test_a_separate_thumbnail_bucket_is_where_the_role_may_write(packaged):
             ("--stage", "prod", "--param", "batchRole=yes"),
             'params.prod.batchRole "yes": use one of true, false',
         ),
+        (("--stage", "prod", "--param", "inventoryLocation=Inv/x"), 'inventoryLocation "Inv/x" is not'),
     ],
 )
 def test_names_that_cannot_deploy_are_refused_before_packaging(tmp_path, options, message):
@@ -243,7 +244,7 @@ def test_the_batch_role_may_only_invoke_the_function_and_use_the_batch_folder(pa
     role = _active(template, resolver)["BatchOperationsRole"]["Properties"]
     statements = resolver.resolve(role["Policies"][0]["PolicyDocument"]["Statement"])
     grants = {(a, r) for s in statements for a in _as_list(s["Action"]) for r in _as_list(s["Resource"])}
-    bucket = "thumbnailer-prod-us-east-1-123456789012"
+    work = "arn:aws:s3:::serverlessdeploymentbucket-generated-name/batch/*"  # the deployment bucket
 
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": "batchoperations.s3.amazonaws.com"}
@@ -252,10 +253,29 @@ def test_the_batch_role_may_only_invoke_the_function_and_use_the_batch_folder(pa
             "lambda:InvokeFunction",
             "arn:aws:lambda:us-east-1:123456789012:function:thumbnailer-prod-thumbnail",
         ),
-        ("s3:GetObject", f"arn:aws:s3:::{bucket}/batch/*"),
-        ("s3:GetObjectVersion", f"arn:aws:s3:::{bucket}/batch/*"),
-        ("s3:PutObject", f"arn:aws:s3:::{bucket}/batch/*"),
+        ("s3:GetObject", work),
+        ("s3:GetObjectVersion", work),
+        ("s3:PutObject", work),
     }
+    assert (
+        resolver.resolve(template["Outputs"]["BatchWorkBucket"]["Value"])
+        == work.split(":::")[1].split("/")[0]
+    )
+
+
+def test_the_batch_role_may_read_the_inventory_reports_it_is_told_of(packaged):
+    options = ("--param", "batchRole=true", "--param", "inventoryLocation=company-inventory/uploads")
+    template = packaged("--stage", "prod", *options)["template"]
+    resolver = Resolver(template)
+    role = _active(template, resolver)["BatchOperationsRole"]["Properties"]
+    statements = resolver.resolve(role["Policies"][0]["PolicyDocument"]["Statement"])
+
+    assert statements[-1] == {
+        "Effect": "Allow",
+        "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+        "Resource": "arn:aws:s3:::company-inventory/uploads/*",
+    }
+    assert len(statements) == 3
 
 
 def test_without_the_parameter_there_is_no_batch_role(template, resolver):

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 _SUB_VARIABLE = re.compile(r"\$\{([^}!]+)\}")
+_NO_VALUE = object()  # Ref AWS::NoValue: the property or list item is removed
 
 
 @dataclass(frozen=True)
@@ -44,13 +45,16 @@ class Resolver:
         return name == "Always" or self._evaluate(self._conditions[name])
 
     def resolve(self, value):
-        """`value` with every intrinsic function replaced by its result."""
+        """`value` with every intrinsic function replaced by its result (Ref AWS::NoValue: left out)."""
         if isinstance(value, list):
-            return [self.resolve(item) for item in value]
+            return [item for item in map(self.resolve, value) if item is not _NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) != 1 or not next(iter(value)).startswith(("Fn::", "Ref")):
-            return {key: self.resolve(item) for key, item in value.items()}
+            resolved = {key: self.resolve(item) for key, item in value.items()}
+            return {key: item for key, item in resolved.items() if item is not _NO_VALUE}
+        if value == {"Ref": "AWS::NoValue"}:
+            return _NO_VALUE
         ((function, argument),) = value.items()
         if function == "Ref":
             return self._ref(argument)
@@ -145,7 +149,8 @@ class Resolver:
             return self.account.pseudo(name)
         resource = self.template["Resources"][name]
         if resource["Type"] == "AWS::S3::Bucket":
-            return self.resolve(resource["Properties"]["BucketName"])
+            named = resource.get("Properties", {}).get("BucketName")
+            return self.resolve(named) if named else f"{name.lower()}-generated-name"
         return name
 
     def _attribute(self, logical_id: str, attribute: str) -> str:

@@ -111,4 +111,7 @@ class StubLambda:
         return response
 
     def get_function_configuration(self, FunctionName):
-        return {"Environment": {"Variables": self.environment}}
+        return {
+            "FunctionArn": f"arn:aws:lambda:us-east-1:123456789012:function:{FunctionName}",
+            "Environment": {"Variables": self.environment},
+        }

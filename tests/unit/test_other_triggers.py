@@ -3,7 +3,7 @@
 import pytest
 from botocore.exceptions import ClientError
 
-from harness.fixtures import image_bytes, load_event
+from harness.fixtures import batch_operations_event, image_bytes, load_event
 from harness.lambda_context import LambdaContext
 from tests.unit.conftest import BUCKET
 from thumbnailer.events import parse_event
@@ -41,6 +41,33 @@ def test_an_eventbridge_upload_gets_its_thumbnail(s3, handler):
     assert "thumbnails/photos/name with spaces+plus.jpg" in keys(s3)
 
 
+def eventbridge_event(key: str, detail_type: str = "Object Created") -> dict:
+    event = load_event("eventbridge-object-created.json")
+    event["detail-type"], event["detail"]["object"]["key"] = detail_type, key
+    event["detail"]["reason"] = "PutObject" if detail_type == "Object Created" else "DeleteObject"
+    return event
+
+
+@pytest.mark.parametrize(
+    ("stored", "in_the_event"),
+    [
+        ("photos/a b+c.jpg", "photos/a b+c.jpg"),  # as LocalStack and moto send it
+        ("photos/a b+c.jpg", "photos/a+b%2Bc.jpg"),  # URL-encoded, as S3 notifications are
+        ("photos/x+y%z.jpg", "photos/x+y%z.jpg"),  # a key that merely looks encoded
+    ],
+)
+def test_an_eventbridge_key_is_taken_in_the_spelling_that_exists(s3, handler, stored, in_the_event):
+    s3.put_object(Bucket=BUCKET, Key=stored, Body=image_bytes("jpeg-baseline.jpg"))
+
+    created = handler.lambda_handler(eventbridge_event(in_the_event), LambdaContext())
+    s3.delete_object(Bucket=BUCKET, Key=stored)
+    removed = handler.lambda_handler(eventbridge_event(in_the_event, "Object Deleted"), LambdaContext())
+
+    assert created["outcomes"] == {"created": 1}
+    assert removed["outcomes"] == {"thumbnail_deleted": 1}
+    assert keys(s3) == []  # the thumbnail of the key that existed went with it
+
+
 def test_an_eventbridge_event_without_a_key_is_logged_as_malformed(handler, log_lines):
     event = load_event("eventbridge-object-created.json")
     del event["detail"]["object"]["key"]
@@ -49,24 +76,10 @@ def test_an_eventbridge_event_without_a_key_is_logged_as_malformed(handler, log_
     assert log_lines()[0]["field"] == "detail.object.key"
 
 
-def batch_event(*keys_and_buckets: tuple[str, str]) -> dict:
-    event = load_event("batch-operations-2.0.json")
-    template = event["tasks"][0]
-    event["tasks"] = [
-        {**template, "taskId": f"task-{index}", "s3Key": key, "s3Bucket": bucket}
-        for index, (key, bucket) in enumerate(keys_and_buckets)
-    ]
-    return event
-
-
 def test_batch_tasks_are_answered_one_result_each_with_the_reason(s3, handler):
     s3.put_object(Bucket=BUCKET, Key="photos/a b+c.jpg", Body=image_bytes("jpeg-baseline.jpg"))
     s3.put_object(Bucket=BUCKET, Key="photos/junk.jpg", Body=image_bytes("not-an-image.jpg"))
-    event = batch_event(
-        ("photos/a+b%2Bc.jpg", BUCKET),  # URL-encoded as in the manifest: 'photos/a b+c.jpg'
-        ("photos/junk.jpg", BUCKET),
-        ("photos/gone.jpg", BUCKET),
-    )
+    event = batch_operations_event(BUCKET, "photos/a b+c.jpg", "photos/junk.jpg", "photos/gone.jpg")
 
     response = handler.lambda_handler(event, LambdaContext())
 
@@ -84,11 +97,45 @@ def test_batch_tasks_are_answered_one_result_each_with_the_reason(s3, handler):
     assert "thumbnails/photos/a b+c.jpg" in keys(s3)
 
 
+def _batch_result(handler, key: str) -> tuple[str, str]:
+    (result,) = handler.lambda_handler(batch_operations_event(BUCKET, key), LambdaContext())["results"]
+    return result["resultCode"], result["resultString"]
+
+
+def test_a_thumbnail_made_from_the_current_source_is_left_alone(s3, handler):
+    s3.put_object(Bucket=BUCKET, Key="same.jpg", Body=image_bytes("jpeg-baseline.jpg"))
+    assert _batch_result(handler, "same.jpg")[1].startswith("created: ")
+    written = s3.head_object(Bucket=BUCKET, Key="thumbnails/same.jpg")["LastModified"]
+
+    code, text = _batch_result(handler, "same.jpg")
+
+    assert (code, text.split(":")[0]) == ("Succeeded", "up_to_date")
+    assert s3.head_object(Bucket=BUCKET, Key="thumbnails/same.jpg")["LastModified"] == written
+
+
+@pytest.mark.parametrize("stale_by", ["changed source", "thumbnail without its source's ETag"])
+def test_a_stale_thumbnail_is_made_anew(s3, handler, stale_by):
+    s3.put_object(Bucket=BUCKET, Key="stale.jpg", Body=image_bytes("jpeg-baseline.jpg"))
+    _batch_result(handler, "stale.jpg")
+    if stale_by == "changed source":
+        s3.put_object(Bucket=BUCKET, Key="stale.jpg", Body=image_bytes("png-rgb.png"))
+    else:  # as the function wrote thumbnails before they recorded their source
+        s3.put_object(Bucket=BUCKET, Key="thumbnails/stale.jpg", Body=b"old", ContentType="image/jpeg")
+
+    code, text = _batch_result(handler, "stale.jpg")
+
+    assert (code, text.split(":")[0]) == ("Succeeded", "created")
+    thumbnail = s3.get_object(Bucket=BUCKET, Key="thumbnails/stale.jpg")
+    assert thumbnail["Metadata"]["source-etag"] == s3.head_object(Bucket=BUCKET, Key="stale.jpg")[
+        "ETag"
+    ].strip('"')
+
+
 def test_a_transient_failure_is_a_temporary_failure_so_the_job_retries_the_task(s3, handler, inject_fault):
     s3.put_object(Bucket=BUCKET, Key="flaky.jpg", Body=image_bytes("jpeg-baseline.jpg"))
     inject_fault("store", ClientError({"Error": {"Code": "SlowDown", "Message": "slow down"}}, "PutObject"))
 
-    response = handler.lambda_handler(batch_event(("flaky.jpg", BUCKET)), LambdaContext())
+    response = handler.lambda_handler(batch_operations_event(BUCKET, "flaky.jpg"), LambdaContext())
 
     (result,) = response["results"]
     assert result["resultCode"] == "TemporaryFailure"
@@ -105,7 +152,7 @@ def test_schema_1_0_names_the_bucket_by_its_arn(s3, handler):
 
 def test_a_malformed_task_is_a_permanent_failure_and_the_others_still_run(s3, handler):
     s3.put_object(Bucket=BUCKET, Key="ok.jpg", Body=image_bytes("jpeg-baseline.jpg"))
-    event = batch_event(("ok.jpg", BUCKET), ("", BUCKET))
+    event = batch_operations_event(BUCKET, "ok.jpg", "")
 
     response = handler.lambda_handler(event, LambdaContext())
 

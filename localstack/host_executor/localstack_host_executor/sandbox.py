@@ -1,6 +1,6 @@
 """What the host offers to confine an execution environment, and the per-environment resources.
 
-Found once per LocalStack process (``host_capabilities()``, logged as JSON):
+Found once per LocalStack process and interpreter (``host_capabilities()``, logged as JSON):
 
 - memory limit: a cgroup v2 child with ``memory.max``, else a cgroup v1 child of the memory
   controller with ``memory.limit_in_bytes``, else polling the process's RSS (``VmRSS``, every
@@ -181,25 +181,43 @@ def _probe_file_system(interpreter: str, work_dir: Path) -> tuple[bool, str]:
     return True, "tmpfs" if found["tmpfs"] else "directory"
 
 
-@functools.cache
-def host_capabilities(interpreter: str, work_dir: Path) -> Capabilities:
-    """Probe the host once: which memory limit and file system isolation environments get.
+# Environments start on several threads at once: the first ones must wait for one probe, or a
+# second probe's stale-cgroup sweep removes the cgroup a first environment is about to join.
+_PROBE_LOCK = threading.Lock()
 
-    ``LAMBDA_HOST_MEMORY_LIMIT=rss-poll`` and ``LAMBDA_HOST_ISOLATION=off`` force the fallbacks.
+
+def host_capabilities(interpreter: str, work_dir: Path) -> Capabilities:
+    """Probe the host once per interpreter: which memory limit and file system isolation
+    environments get. ``LAMBDA_HOST_MEMORY_LIMIT=rss-poll`` and ``LAMBDA_HOST_ISOLATION=off``
+    force the fallbacks.
     """
-    memory_limit, parent = "rss-poll", None
-    if os.environ.get(ENV_MEMORY_LIMIT) != "rss-poll":
-        memory_limit, parent = _find_memory_cgroup()
+    with _PROBE_LOCK:
+        return _capabilities(interpreter, work_dir)
+
+
+@functools.cache
+def _capabilities(interpreter: str, work_dir: Path) -> Capabilities:
+    memory_limit, parent = _memory_limit()
     isolated, tmp = False, "directory"
     if os.environ.get(ENV_ISOLATION) != "off":
         isolated, tmp = _probe_file_system(interpreter, work_dir)
     if not isolated:
         tmp = "directory"
-    if parent is not None:
-        _remove_stale_cgroups(parent)
     capabilities = Capabilities(memory_limit, str(parent) if parent else None, isolated, tmp)
     LOG.info("Host executor sandbox: %s", json.dumps(capabilities.as_dict()))
     return capabilities
+
+
+@functools.cache
+def _memory_limit() -> tuple[str, Path | None]:
+    """The memory limit mechanism, found once; the cgroups a killed LocalStack left are removed
+    then, before any environment of this LocalStack exists."""
+    if os.environ.get(ENV_MEMORY_LIMIT) == "rss-poll":
+        return "rss-poll", None
+    memory_limit, parent = _find_memory_cgroup()
+    if parent is not None:
+        _remove_stale_cgroups(parent)
+    return memory_limit, parent
 
 
 class MemoryLimit:

@@ -250,18 +250,7 @@ def markdown(results: dict) -> str:
         lines.append("")
     cloud = [item for item in entries if item.get("group") == "localstack"]
     if cloud:
-        lines += [
-            "## End to end on host-mode LocalStack "
-            f"(`sls deploy --stage local`; source {cloud[0]['sample']})",
-            "",
-            "| measurement | value |",
-            "|---|---:|",
-        ]
-        for item in cloud:
-            p95 = f", p95 {_fmt(item['p95'])}" if "p95" in item else ""
-            p95 += f", worst {_fmt(item['worst'])}" if "worst" in item else ""
-            lines.append(f"| {item['label']} | {_fmt(item['median'])} {item['unit']}{p95} |")
-        lines.append("")
+        lines += _cloud_table(cloud)
     derived = results.get("derived", {})
     if derived:
         lines += ["## Memory size and cost", ""]
@@ -285,3 +274,34 @@ def markdown(results: dict) -> str:
         lines += [f"- {item['what']}: {item['reason']}" for item in results["skipped"]]
         lines.append("")
     return "\n".join(lines)
+
+
+def _cloud_table(cloud: list[dict]) -> list[str]:
+    """The LocalStack part: one column per trigger mode, measured side by side."""
+    triggers = list(dict.fromkeys(item["trigger"] for item in cloud if "trigger" in item))
+    lines = [
+        f"## End to end on host-mode LocalStack (`sls deploy`; source {cloud[0]['sample']})",
+        "",
+        "| measurement | " + " | ".join(f"trigger={trigger}" for trigger in triggers) + " |",
+        "|---|" + "---:|" * len(triggers),
+    ]
+
+    def cell(item: dict | None) -> str:
+        if item is None:
+            return ""
+        extra = f", p95 {_fmt(item['p95'])}" if "p95" in item else ""
+        extra += f", worst {_fmt(item['worst'])}" if "worst" in item else ""
+        extra += f" ({item['invocations']} for {item['n']} uploads)" if "invocations" in item else ""
+        return f"{_fmt(item['median'], 2 if not item['unit'] else 1)} {item['unit']}{extra}".replace(
+            "  ", " "
+        )
+
+    for name in dict.fromkeys(item["name"] for item in cloud):
+        items = [item for item in cloud if item["name"] == name]
+        if "trigger" not in items[0]:
+            lines.append(f"| {items[0]['label']} | {cell(items[0])} |" + " |" * (len(triggers) - 1))
+            continue
+        per = {item["trigger"]: item for item in items}
+        lines.append(f"| {items[0]['label']} | " + " | ".join(cell(per.get(t)) for t in triggers) + " |")
+    lines.append("")
+    return lines

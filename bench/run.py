@@ -5,6 +5,7 @@ size and end-to-end latency on LocalStack. Writes build/bench/results.json and r
     make bench QUICK=1                     # --quick, under 3 minutes: fewer files, rounds and uploads
     make bench BENCH_ARGS="--before HEAD"  # adds "ours before": the thumbnailer package at that revision
     make bench BENCH_ARGS=--no-cloud       # skip LocalStack (e.g. while another run uses its port)
+    make bench BENCH_ARGS=--cloud-only     # only LocalStack: the two triggers side by side
 
 (`tox -e bench` runs `python bench/run.py` with these options, after building what it measures.)
 
@@ -51,6 +52,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--rounds", type=int, help="timing rounds (default 11, quick 3)")
     parser.add_argument("--no-cloud", action="store_true", help="skip the LocalStack part")
+    parser.add_argument("--cloud-only", action="store_true", help="only the LocalStack part")
     parser.add_argument("--no-cold-start", action="store_true", help="skip the cold start part")
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="where results.json/.md go")
     return parser.parse_args(argv)
@@ -93,14 +95,17 @@ def main(argv: list[str] | None = None) -> int:
     if before_core:
         results["settings"]["before"] = args.before
 
-    timed = [item for item in items if not item.limit]
-    measurements += _timing(timed, names, before_core, rounds)
-    measurements += _memory(items, names, before_core)
-    if args.no_cold_start:
-        skipped.append({"what": "cold start", "reason": "--no-cold-start"})
+    if args.cloud_only:
+        skipped.append({"what": "timing, memory, cold start, layer size", "reason": "--cloud-only"})
     else:
-        measurements += _cold_start(5 if quick else 15, skipped, before_core)
-    measurements += _layer(skipped)
+        timed = [item for item in items if not item.limit]
+        measurements += _timing(timed, names, before_core, rounds)
+        measurements += _memory(items, names, before_core)
+        if args.no_cold_start:
+            skipped.append({"what": "cold start", "reason": "--no-cold-start"})
+        else:
+            measurements += _cold_start(5 if quick else 15, skipped, before_core)
+        measurements += _layer(skipped)
     if args.no_cloud:
         skipped.append({"what": "LocalStack end to end", "reason": "--no-cloud"})
     else:
@@ -274,50 +279,75 @@ def _cloud(sequential: int, burst: int, skipped: list) -> list[dict]:
             {"what": "LocalStack end to end", "reason": f"failed: {type(exc).__name__}: {exc}"[:500]}
         )
         return []
-    seq = measured.sequential_ms
     common = {"group": "localstack", "sample": measured.sample}
-    return [
+    entries = [
         report.entry(
             "localstack/ready", "s", measured.ready_s, label="LocalStack start to healthy", **common
         ),
         report.entry(
-            "localstack/deploy", "s", measured.deploy_s, label="`sls deploy --stage local`", **common
+            "localstack/remove", "s", measured.remove_s, label="`sls remove`, both stages", **common
         ),
-        report.entry(
-            "localstack/first upload to thumbnail",
-            "ms",
-            measured.first_upload_ms,
-            label="first upload to thumbnail (cold function)",
-            **common,
-        ),
-        report.entry(
-            "localstack/upload to thumbnail",
-            "ms",
-            statistics.median(seq),
-            p95=round(percentile(seq, 95), 1),
-            worst=round(max(seq), 1),
-            n=len(seq),
-            label=f"upload to thumbnail, {len(seq)} sequential, median",
-            **common,
-        ),
-        report.entry(
-            "localstack/burst all thumbnails",
-            "s",
-            measured.burst_done_s,
-            n=measured.burst_n,
-            label=f"burst of {measured.burst_n} uploads: until every thumbnail exists",
-            **common,
-        ),
-        report.entry(
-            "localstack/burst throughput",
-            "images/s",
-            measured.burst_per_s,
-            n=measured.burst_n,
-            label=f"burst of {measured.burst_n}: throughput",
-            **common,
-        ),
-        report.entry("localstack/remove", "s", measured.remove_s, label="`sls remove`", **common),
     ]
+    for result in measured.triggers:
+        seq, mode = result.sequential_ms, {**common, "trigger": result.trigger}
+        entries += [
+            report.entry("localstack/deploy", "s", result.deploy_s, label="`sls deploy`", **mode),
+            report.entry(
+                "localstack/first upload to thumbnail",
+                "ms",
+                result.first_upload_ms,
+                label="first upload to thumbnail (cold function)",
+                **mode,
+            ),
+            report.entry(
+                "localstack/upload to thumbnail",
+                "ms",
+                statistics.median(seq),
+                p95=round(percentile(seq, 95), 1),
+                worst=round(max(seq), 1),
+                n=len(seq),
+                label=f"upload to thumbnail, {len(seq)} sequential (interleaved), median",
+                **mode,
+            ),
+            report.entry(
+                "localstack/burst all thumbnails",
+                "s",
+                result.burst_done_s,
+                n=result.burst_n,
+                runs=[round(value, 2) for value in result.burst_s],
+                label=f"burst of {result.burst_n} uploads: until every thumbnail exists (mean of 2)",
+                **mode,
+            ),
+            report.entry(
+                "localstack/burst throughput",
+                "images/s",
+                result.burst_per_s,
+                n=result.burst_n,
+                label=f"burst of {result.burst_n}: throughput",
+                **mode,
+            ),
+            report.entry(
+                "localstack/invocations per upload",
+                "",
+                result.invocations_per_upload,
+                n=result.uploads,
+                invocations=result.invocations,
+                label="function invocations per upload",
+                **mode,
+            ),
+        ]
+        entries += [
+            report.entry(
+                f"localstack/duration {outcome}",
+                "ms",
+                statistics.median(durations),
+                n=len(durations),
+                label=f"logged `duration_ms` of a record, `{outcome}`, median",
+                **mode,
+            )
+            for outcome, durations in sorted(result.durations_ms.items())
+        ]
+    return entries
 
 
 def _derived(measurements: list[dict]) -> dict:

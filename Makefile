@@ -31,8 +31,12 @@ stop: ## stop the LocalStack that `make demo ARGS=--keep` or `make localstack` l
 localstack: ## start host-mode LocalStack on 127.0.0.1:4566 and leave it running
 	$(PYTHON) localstack/server.py start
 
+# In parallel, three at a time: integration mostly waits on LocalStack while unit and corpus compute;
+# package waits for integration (tox.ini: both rewrite .serverless/). A failing environment's
+# output is printed in full; the golden review report is shared by the run (GOLDEN_REVIEW_RUN).
 test: bootstrap browser ## run every test environment (lint, unit, corpus, golden-report, package, integration)
-	$(TOX) run -e lint,unit,corpus,golden-report,package,integration
+	GOLDEN_REVIEW_RUN=make-test-$$(date +%s%N) $(TOX) run-parallel -p 3 --parallel-no-spinner \
+		-e lint,unit,corpus,golden-report,package,integration
 
 unit: bootstrap ## unit tests only (no network, moto's S3)
 	$(TOX) run -e unit

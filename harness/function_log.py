@@ -65,4 +65,4 @@ class FunctionLog:
             found = [line for line in self.read().lines if predicate(line)]
             return found if len(found) >= count else []
 
-        return wait_until(matching, deadline_s=deadline_s, what=f"{count} matching log lines", poll_s=0.5)
+        return wait_until(matching, deadline_s=deadline_s, what=f"{count} matching log lines", poll_s=0.1)

@@ -100,7 +100,11 @@ _SSIM_C2 = (0.03 * 255) ** 2
 # Differences are multiplied by this in the review's diff image, so 1 level shows as 8.
 DIFF_GAIN = 8
 _REVIEW_SOURCE_MAX = 256
-_RUN_ID = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"{os.getpid()}-{time.time_ns()}"
+# One report per run: `make test` names its run (unit and integration, in parallel, add to one report).
+RUN_ENV = "GOLDEN_REVIEW_RUN"
+_RUN_ID = (
+    os.environ.get(RUN_ENV) or os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"{os.getpid()}-{time.time_ns()}"
+)
 
 
 @dataclass(frozen=True)
@@ -311,13 +315,18 @@ def _over_grey(rgba: np.ndarray) -> np.ndarray:
 def record(comparison: Comparison, directory: Path | None = None) -> Path:
     """Add `comparison` to the review report and regenerate its index; returns index.html's path.
 
-    Entries of an earlier run are removed first. A lock file serialises writers (xdist workers).
+    Entries of an earlier run are removed first. A lock file serialises writers (xdist workers,
+    test environments of one `make test`). A pass never replaces a failure of the same image in the
+    same run (the core's and the deployed function's thumbnails of one fixture share its entry).
     """
     directory = directory or review_dir()
     directory.mkdir(parents=True, exist_ok=True)
     with _locked(directory):
         _start_run(directory)
         slug = _slug(comparison.name)
+        earlier = directory / "entries" / f"{slug}.json"
+        if comparison.passed and earlier.exists() and not json.loads(earlier.read_text())["passed"]:
+            return directory / "index.html"
         images = _write_images(directory, slug, comparison)
         new_copy = directory / "new" / comparison.name
         new_copy.parent.mkdir(exist_ok=True)

@@ -11,6 +11,9 @@ REGION = "us-east-1"
 # LocalStack accepts any credentials; these keep every client away from a real account.
 CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
 _MODULE_NAME = "localstack_host_server"
+# LocalStack makes a function Active, or applies an update, within milliseconds; botocore's Lambda
+# waiters ask once a second. Pass this as `WaiterConfig` to ask every 50 ms (for at most a minute).
+FAST_WAITER = {"Delay": 0.05, "MaxAttempts": 1200}
 
 
 def server() -> ModuleType:

@@ -26,6 +26,7 @@ import compileall
 import hashlib
 import json
 import logging
+import os
 import py_compile
 import re
 import shutil
@@ -44,6 +45,7 @@ ZIP_NAME = "pillow-layer.zip"
 INFO_NAME = "build-info.json"
 # What serverless.yml's package.patterns ship as the function's code, with its bytecode.
 FUNCTION_CODE = ("handler.py", "thumbnailer")
+FUNCTION_ZIP = Path("build/function/thumbnailer.zip")  # relative to the service directory
 
 # Lambda's python3.13 runtime is Amazon Linux 2023 (glibc 2.34); the cp313 wheels of Pillow 13 and
 # pillow-heif 1.8 are manylinux_2_27/manylinux_2_28 (aarch64: _2_26/_2_28), isal's manylinux_2_17/_2_28.
@@ -216,11 +218,14 @@ def compile_bytecode(
             raise LayerCheckError(f"compiling {path} failed")
 
 
-def compile_function_code(service_dir: Path, runtime: str) -> None:
-    """Compile FUNCTION_CODE, which `sls package` ships with its bytecode, from scratch.
+def compile_function_code(service_dir: Path, runtime: str) -> Path:
+    """Compile FUNCTION_CODE from scratch and zip it with its bytecode: the package `sls` deploys.
 
     Checked-hash pycs: Python compares each with its source's hash, so a stale one is never used,
     neither in this working tree nor on Lambda. Old caches go first, so none of a deleted module ships.
+    The zip (FUNCTION_ZIP, serverless.yml's `package.artifact`) holds exactly the sources and their
+    pycs for the runtime, sorted, with fixed times: the framework's own packaging would walk the
+    whole working tree (node_modules, build/, .tox) to find them, about 2 s a package.
     """
     paths = [service_dir / name for name in FUNCTION_CODE]
     for path in paths:
@@ -231,6 +236,22 @@ def compile_function_code(service_dir: Path, runtime: str) -> None:
         for stale in list(caches):
             stale.unlink()
     compile_bytecode(paths, runtime, "/var/task", py_compile.PycInvalidationMode.CHECKED_HASH)
+    tag = f"cpython-{''.join(map(str, python_version(runtime)))}"
+    files = []
+    for path in paths:
+        if path.is_dir():
+            files += [file for file in path.rglob("*") if file.is_file()]
+        else:
+            files += [path, path.parent / "__pycache__" / f"{path.stem}.{tag}.pyc"]
+    entries = {
+        path.relative_to(service_dir).as_posix(): path
+        for path in files
+        if path.parent.name != "__pycache__" or path.name.endswith(f".{tag}.pyc")
+    }
+    destination = service_dir / FUNCTION_ZIP
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    _write_zip(entries, destination)
+    return destination
 
 
 SHT_DYNAMIC = 6
@@ -444,14 +465,17 @@ def check(root: Path, runtime: str, arch: Arch) -> dict:
 
 def write_zip(source: Path, destination: Path) -> None:
     """Zip source's content under python/ with sorted entries, fixed times and normalised modes."""
-    files = sorted(
-        (path for path in source.rglob("*") if path.is_file()),
-        key=lambda path: path.relative_to(source).as_posix(),  # "isal/..." before "isal-1.9.1.dist-info/..."
-    )
-    tmp = destination.with_suffix(".tmp")
+    files = [path for path in source.rglob("*") if path.is_file()]
+    _write_zip({"python/" + path.relative_to(source).as_posix(): path for path in files}, destination)
+
+
+def _write_zip(entries: dict[str, Path], destination: Path) -> None:
+    """Zip `entries` (name in the zip -> file): sorted, fixed times, normalised modes; atomic."""
+    tmp = destination.with_name(f".{destination.name}.{os.getpid()}.tmp")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
-        for path in files:
-            info = zipfile.ZipInfo("python/" + path.relative_to(source).as_posix(), (1980, 1, 1, 0, 0, 0))
+        for name in sorted(entries):  # "isal/..." before "isal-1.9.1.dist-info/..."
+            path = entries[name]
+            info = zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             info.create_system = 3
             mode = 0o755 if path.stat().st_mode & 0o111 else 0o644

@@ -2,7 +2,9 @@
 
 // Local Serverless plugin: builds the Pillow layer (layer/build.py) before packaging, for the
 // provider's runtime and architecture, and fails packaging when the layer does not match them.
-// The same run compiles the function's bytecode, which package.patterns ship with the sources.
+// The same run compiles the function's bytecode and zips it with the sources into the function's
+// package.artifact; after packaging, a copy goes next to the template (.serverless/ or --package DIR),
+// where `sls deploy --package DIR` looks for it.
 //
 // It also skips osls's "compare with last deployed layer" lookup during a standalone `sls package`.
 // osls (lib/plugins/aws/package/compile/layers.js, compileLayers -> compareWithLastLayer) always
@@ -20,6 +22,7 @@
 // repository to delete, so the check is answered "no" without a call.
 
 const { spawnSync } = require('child_process');
+const fs = require('fs');
 const path = require('path');
 
 class LayerBuildPlugin {
@@ -30,6 +33,7 @@ class LayerBuildPlugin {
     this.hooks = {
       'before:package:createDeploymentArtifacts': () => this.buildLayer(),
       'before:package:compileLayers': () => this.skipDeployedLayerLookup(),
+      'after:package:finalize': () => this.copyFunctionArtifact(),
       'before:remove:remove': () => this.skipEcrCheckWithoutImages(),
     };
   }
@@ -62,6 +66,13 @@ class LayerBuildPlugin {
           `run "${python} ${args.join(' ')}" to see why`
       );
     }
+  }
+
+  copyFunctionArtifact() {
+    const { artifact } = this.serverless.service.package;
+    if (!artifact) return;
+    const packageDir = this.options.package || path.join(this.serverless.serviceDir, '.serverless');
+    fs.copyFileSync(path.resolve(this.serverless.serviceDir, artifact), path.join(packageDir, path.basename(artifact)));
   }
 
   skipDeployedLayerLookup() {

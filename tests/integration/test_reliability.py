@@ -32,7 +32,7 @@ from botocore.exceptions import ClientError
 from harness import REPO_ROOT
 from harness.fixtures import INVALID_IMAGES, VALID_IMAGES, image_bytes
 from harness.function_log import FunctionLog
-from harness.localstack import REGION
+from harness.localstack import FAST_WAITER, REGION
 from harness.thumbnails import thumbnail_key, upload_all, wait_for_thumbnails
 from harness.waiting import wait_until
 
@@ -355,7 +355,9 @@ def set_function_environment(aws_client, stack, logs, variables: dict) -> None:
     lambda_client.update_function_configuration(
         FunctionName=stack.function_name, Environment={"Variables": variables}
     )
-    lambda_client.get_waiter("function_updated_v2").wait(FunctionName=stack.function_name)
+    lambda_client.get_waiter("function_updated_v2").wait(
+        FunctionName=stack.function_name, WaiterConfig=FAST_WAITER
+    )
     swapped = time.monotonic()
     window = FunctionLog.from_now(logs, stack.log_group)
 

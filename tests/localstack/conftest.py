@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.localstack import FAST_WAITER
 from harness.versions import layer_pins
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -56,7 +57,7 @@ def lambda_factory(aws_client):
         )
         functions.append(name)
         if wait:
-            lambda_client.get_waiter("function_active_v2").wait(FunctionName=name)
+            lambda_client.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig=FAST_WAITER)
         return name
 
     create.publish_layer = publish_layer

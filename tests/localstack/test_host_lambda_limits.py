@@ -14,6 +14,8 @@ import zipfile
 
 import pytest
 
+from harness.localstack import FAST_WAITER
+
 pytestmark = pytest.mark.localstack
 
 ROLE_ARN = "arn:aws:iam::000000000000:role/lambda-test-role"
@@ -48,7 +50,7 @@ def functions(lambda_factory):
             **config,
         )
         names.append(name)
-        client.get_waiter("function_active_v2").wait(FunctionName=name)
+        client.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig=FAST_WAITER)
         return name
 
     yield create

@@ -351,8 +351,8 @@ def test_make_test_and_the_default_tox_run_never_include_docker_mode():
     assert "tests/docker" not in tox["testenv:integration"]["commands"]
 
     makefile = (REPO_ROOT / "Makefile").read_text()
-    (test_recipe,) = re.findall(r"^test:.*\n\t(.*)$", makefile, flags=re.MULTILINE)
-    assert "-e " in test_recipe
+    (test_recipe,) = re.findall(r"^test:.*\n((?:\t.*\n)+)", makefile, flags=re.MULTILINE)
+    assert "-e lint,unit,corpus,golden-report,package,integration" in test_recipe
     assert "docker" not in test_recipe
     assert re.search(r"^docker:.*\n\t\$\(TOX\) run -e docker$", makefile, flags=re.MULTILINE)
 

@@ -268,3 +268,19 @@ def test_missing_golden_fails_and_names_the_path(tmp_path, monkeypatch):
     comparison = compare_with_golden("png-rgb.png", thumbnail)
 
     assert comparison.problems == (f"no golden at {tmp_path / 'png-rgb.png'}",)
+
+
+def test_a_pass_never_hides_a_failure_of_the_same_image_in_the_report(tmp_path):
+    """Unit and integration record into one report during `make test`: the deployed function's
+    passing thumbnail must not replace the core's failing one (nor the other way round)."""
+    from harness import golden
+
+    failing = golden.Comparison(name="png-rgb.png", problems=("differs",), new_bytes=b"failing")
+    passing = golden.Comparison(name="png-rgb.png", problems=(), new_bytes=b"passing")
+
+    golden.record(failing, tmp_path)
+    golden.record(passing, tmp_path)
+
+    (entry,) = (tmp_path / "entries").glob("*.json")
+    assert '"passed": false' in entry.read_text()
+    assert (tmp_path / "new" / "png-rgb.png").read_bytes() == b"failing"

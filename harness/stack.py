@@ -10,6 +10,7 @@ import argparse
 import os
 import subprocess
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from harness import REPO_ROOT
@@ -109,6 +110,34 @@ def remove(endpoint: str, stack: Stack) -> None:
     _checked(sls("remove", "--stage", stack.stage, endpoint=endpoint), "sls remove")
     s3 = client("s3", endpoint)
     uploads.delete_contents(s3, uploads.list_contents(s3, stack.bucket), keep_bucket=False)
+
+
+class BackgroundDeploy:
+    """`deploy(endpoint, stage, params)` in a thread once `start()`ed (when `enabled`); `result()`
+    waits for it (starting it if need be), `remove()` removes what it deployed."""
+
+    def __init__(self, endpoint: str, stage: str, params: dict[str, str] | None = None, *, enabled=True):
+        self.endpoint, self.stage, self.params, self.enabled = endpoint, stage, params, enabled
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"deploy-{stage}")
+        self._future: Future[Stack] | None = None
+
+    def start(self) -> None:
+        """Begin the deploy (once; nothing when not enabled)."""
+        if self.enabled and self._future is None:
+            self._future = self._executor.submit(deploy, self.endpoint, self.stage, self.params)
+
+    def result(self) -> Stack:
+        """The deployed stack; DeployError if the deploy failed."""
+        self.start()
+        if self._future is None:
+            raise DeployError(f"the deploy of stage {self.stage} is not enabled")
+        return self._future.result()
+
+    def remove(self) -> None:
+        """`remove()` the stack if it was deployed; waits for a deploy still under way."""
+        self._executor.shutdown(wait=True)
+        if self._future is not None and self._future.exception() is None:
+            remove(self.endpoint, self._future.result())
 
 
 def main(argv: list[str] | None = None) -> int:

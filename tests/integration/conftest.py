@@ -30,27 +30,40 @@ def deploy_params():
 
 
 @pytest.fixture(scope="session")
-def deployed_stack(localstack_endpoint, stage, deploy_params):
+def deployed_stack(localstack_endpoint, stage, deploy_params, eventbridge_deployment):
     """Deploy with `sls deploy --stage <stage>`; empty the bucket and `sls remove` afterwards."""
     try:
         deployed = stack.deploy(localstack_endpoint, stage, deploy_params)
     except stack.DeployError as exc:
         pytest.fail(str(exc))
+    eventbridge_deployment.start()
     yield deployed
     stack.remove(localstack_endpoint, deployed)
 
 
 @pytest.fixture(scope="session")
-def eventbridge_stack(localstack_endpoint, deployed_stack):
+def eventbridge_deployment(request, localstack_endpoint):
+    """The `local-eventbridge` stage's deploy, in the background once the main stage is deployed
+    (the framework packages into one .serverless/ folder, so never both at once) and only when a
+    selected test needs it: the tests before it run meanwhile. Removed at the end if it was made."""
+    deployment = stack.BackgroundDeploy(
+        localstack_endpoint,
+        "local-eventbridge",
+        {"trigger": "eventbridge"},
+        enabled=any("eventbridge_stack" in item.fixturenames for item in request.session.items),
+    )
+    yield deployment
+    deployment.remove()
+
+
+@pytest.fixture(scope="session")
+def eventbridge_stack(deployed_stack, eventbridge_deployment):
     """The same service as stage `local-eventbridge` with `--param trigger=eventbridge`: S3 sends
-    its events to EventBridge, whose rule invokes the function. Deployed after the main stage (the
-    framework packages into one .serverless/ folder), removed at the end."""
+    its events to EventBridge, whose rule invokes the function."""
     try:
-        deployed = stack.deploy(localstack_endpoint, "local-eventbridge", {"trigger": "eventbridge"})
+        return eventbridge_deployment.result()
     except stack.DeployError as exc:
         pytest.fail(str(exc))
-    yield deployed
-    stack.remove(localstack_endpoint, deployed)
 
 
 @pytest.fixture(scope="session")

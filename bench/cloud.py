@@ -39,7 +39,8 @@ class TriggerResult:
     """What one trigger mode measured (seconds and milliseconds as named)."""
 
     trigger: str
-    deploy_s: float
+    deployed: stack.Stack | None = field(default=None, repr=False, compare=False)
+    deploy_s: float = 0.0
     first_upload_ms: float = 0.0
     sequential_ms: list[float] = field(default_factory=list)
     burst_n: int = 0
@@ -106,40 +107,41 @@ def measure(sample: Path, sequential: int, burst: int, progress=lambda _: None) 
     with server.localstack_running() as endpoint, ExitStack() as removals:
         result = CloudResult(sample=sample.name, ready_s=time.monotonic() - started)
         progress(f"LocalStack ready at {endpoint} after {result.ready_s:.1f} s; deploying")
-        deployed = {}
         for trigger, (stage, params) in TRIGGERS.items():
             started = time.monotonic()
-            deployed[trigger] = stack.deploy(endpoint, stage, params)
-            removals.callback(_remove, endpoint, deployed[trigger], result)
-            result.triggers.append(TriggerResult(trigger, time.monotonic() - started))
+            deployed = stack.deploy(endpoint, stage, params)
+            removals.callback(_remove, endpoint, deployed, result)
+            result.triggers.append(
+                TriggerResult(trigger, deployed, time.monotonic() - started, burst_n=burst)
+            )
             progress(f"{trigger}: deployed in {result.triggers[-1].deploy_s:.1f} s")
         s3 = localstack.client("s3", endpoint, max_pool_connections=2 * UPLOAD_THREADS)
         logs = localstack.client("logs", endpoint)
         data = sample.read_bytes()
         prefix = f"bench-{uuid.uuid4().hex[:10]}/"
-        by_trigger = {measured.trigger: measured for measured in result.triggers}
 
-        windows = {trigger: FunctionLog.from_now(logs, deployed[trigger].log_group) for trigger in TRIGGERS}
-        for trigger, measured in by_trigger.items():
+        windows = [FunctionLog.from_now(logs, measured.deployed.log_group) for measured in result.triggers]
+        for measured in result.triggers:
             measured.first_upload_ms = _upload_and_wait_ms(
-                s3, deployed[trigger].bucket, f"{prefix}first-{sample.name}", data
+                s3, measured.deployed.bucket, f"{prefix}first-{sample.name}", data
             )
         for index in range(sequential):  # interleaved: both modes see the same moments of the machine
-            for trigger, measured in by_trigger.items():
+            for measured in result.triggers:
                 key = f"{prefix}seq-{index:03d}-{sample.name}"
-                measured.sequential_ms.append(_upload_and_wait_ms(s3, deployed[trigger].bucket, key, data))
-        for trigger, measured in by_trigger.items():
-            measured.count(windows[trigger], 1 + sequential)
-            progress(f"{trigger}: {measured.uploads} uploads, {measured.invocations} invocations")
+                measured.sequential_ms.append(_upload_and_wait_ms(s3, measured.deployed.bucket, key, data))
+        for measured, window in zip(result.triggers, windows, strict=True):
+            measured.count(window, 1 + sequential)
+            progress(f"{measured.trigger}: {measured.uploads} uploads, {measured.invocations} invocations")
 
-        order = [*TRIGGERS, *reversed(TRIGGERS)]  # A B B A: neither mode always bursts on a busier machine
-        for round_index, trigger in enumerate(order):
-            measured, window = by_trigger[trigger], FunctionLog.from_now(logs, deployed[trigger].log_group)
+        # A B B A: neither mode always bursts on a busier machine.
+        for round_index, measured in enumerate([*result.triggers, *reversed(result.triggers)]):
+            window = FunctionLog.from_now(logs, measured.deployed.log_group)
             folder = f"{prefix}burst-{round_index}/"
-            measured.burst_s.append(_burst(s3, deployed[trigger].bucket, folder, data, burst, sample.name))
-            measured.burst_n = burst
+            measured.burst_s.append(_burst(s3, measured.deployed.bucket, folder, data, burst, sample.name))
             measured.count(window, burst)
-            progress(f"{trigger}: burst of {burst}: all thumbnails after {measured.burst_s[-1]:.1f} s")
+            progress(
+                f"{measured.trigger}: burst of {burst}: all thumbnails after {measured.burst_s[-1]:.1f} s"
+            )
     return result
 
 

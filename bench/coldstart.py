@@ -137,8 +137,8 @@ def child_env() -> dict[str, str]:
     }
 
 
-def sample(variant: str, layout: Layout, sample_files: list[Path]) -> dict:
-    """One fresh interpreter running `variant`; returns its JSON line."""
+def sample(python: Path | str, variant: str, layout: Layout, sample_files: list[Path]) -> dict:
+    """One fresh `python` interpreter running `variant`; returns its JSON line."""
     code = _CHILD.format(
         paths=[str(layout.task), str(layout.layer), str(layout.runtime)],
         code=VARIANTS[variant],
@@ -146,7 +146,7 @@ def sample(variant: str, layout: Layout, sample_files: list[Path]) -> dict:
         samples=[str(path) for path in sample_files],
     )
     result = subprocess.run(
-        [lambda_python(), "-I", "-S", "-B", "-c", code],
+        [python, "-I", "-S", "-B", "-c", code],
         env=child_env(),
         capture_output=True,
         text=True,
@@ -164,6 +164,7 @@ def measure(
 ) -> dict[str, list[dict]]:
     """`samples` fresh processes per variant, interleaved, after one discarded warm-up each."""
     layouts = prepare(before_core)
+    python = lambda_python()  # once: resolving it starts an interpreter, which would add noise
     variants = [v for v in VARIANTS if before_core or v != "ours before"]
     results: dict[str, list[dict]] = {variant: [] for variant in variants}
     for round_index in range(samples + 1):
@@ -171,7 +172,7 @@ def measure(
             layout = layouts[
                 {"ours, no bytecode": "no-bytecode", "ours before": "before"}.get(variant, "as-shipped")
             ]
-            measured = sample(variant, layout, sample_files)
+            measured = sample(python, variant, layout, sample_files)
             if round_index:  # the first round only warms the page cache
                 results[variant].append(measured)
         progress(f"cold start round {round_index}/{samples} done")

@@ -50,6 +50,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from bench import engines, report  # noqa: E402
 from bench import memory_sources as make  # noqa: E402
 from bench.corpus import MAX_SOURCE_BYTES, MAX_SOURCE_PIXELS  # noqa: E402
+from thumbnailer.core import MAX_SIDE  # noqa: E402  JPEG's and GIF's own format limit
 from thumbnailer.logs import json_handler  # noqa: E402
 
 OUT_DIR = REPO_ROOT / "build" / "memory-search"
@@ -57,7 +58,6 @@ SOURCES_VERSION = 3  # bump when memory_sources.py or the encodings below make d
 MEMPROBE = REPO_ROOT / "bench" / "memprobe.py"
 MiB = 1024 * 1024
 
-MAX_SIDE = 65_535  # thumbnailer.core.MAX_SIDE: JPEG's and GIF's own format limit
 ROW_12M = 12_000_000
 # The longest side each format can hold (libjpeg refuses more than JPEG_MAX_DIMENSION, 65,500).
 FORMAT_SIDES = {
@@ -685,7 +685,7 @@ def derive(measurements: list[dict], limits: Limits) -> dict:
         derived["over_deployed"] = [
             row["case"]
             for row in sorted(measured, key=lambda row: -row["extra_mib"])
-            if (baseline + source_mib + row["extra_mib"]) * report.HEADROOM > deployed
+            if report.needed_mib(baseline, source_mib, row["extra_mib"]) > deployed
         ]
     derived["unmeasured"] = [row["case"] for row in measurements if "extra_mib" not in row]
     return derived

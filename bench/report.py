@@ -24,7 +24,6 @@ S3_PUT_USD = 0.005 / 1000
 # Lambda gives a function one full vCPU at 1769 MB and a proportional share below.
 FULL_VCPU_MB = 1769
 MiB = 1024 * 1024
-MAX_SOURCE_MIB = 50.0  # MAX_SOURCE_BYTES: the source's bytes are held while its thumbnail is made
 HEADROOM = 1.25
 MEMORY_STEP_MB = 64
 
@@ -89,9 +88,12 @@ def entry(name: str, unit: str, median: float, *, ratio_to_guide: float | None =
     return item
 
 
-def memory_size(
-    base_rss_mib: float, worst_extra_mib: float, worst_name: str, source_mib: float = MAX_SOURCE_MIB
-) -> dict:
+def needed_mib(base_rss_mib: float, source_mib: float, extra_mib: float) -> float:
+    """Peak memory of a thumbnail (process + source bytes + its extra) with the headroom added."""
+    return (base_rss_mib + source_mib + extra_mib) * HEADROOM
+
+
+def memory_size(base_rss_mib: float, worst_extra_mib: float, worst_name: str, source_mib: float) -> dict:
     """Lambda memory size from the measured peak on the largest sources the limits allow.
 
     peak = process after import + client (base) + the source bytes held (up to MAX_SOURCE_BYTES,
@@ -100,7 +102,7 @@ def memory_size(
     of 64 MB (`memory_size_mb`), a MiB of peak counted as an MB of memory size.
     """
     peak = base_rss_mib + source_mib + worst_extra_mib
-    needed = peak * HEADROOM
+    needed = needed_mib(base_rss_mib, source_mib, worst_extra_mib)
     minimum = math.ceil(needed)
     size = math.ceil(needed / MEMORY_STEP_MB) * MEMORY_STEP_MB
     return {

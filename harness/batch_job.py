@@ -22,18 +22,23 @@ class TaskResult:
     text: str
 
 
+def task_event(bucket: str, key: str, *, task_id: str, job_id: str) -> dict:
+    """The invocation schema 2.0 event of one task: `key` as the manifest has it (URL-encoded)."""
+    return {
+        "invocationSchemaVersion": "2.0",
+        "invocationId": uuid.uuid4().hex,
+        "job": {"id": job_id, "userArguments": {}},
+        "tasks": [{"taskId": task_id, "s3Bucket": bucket, "s3Key": key, "s3VersionId": None}],
+    }
+
+
 def run_job(s3, lambda_client, function: str, manifest_bucket: str, manifest_key: str) -> list[TaskResult]:
     """Invoke `function` for each row of the CSV manifest at s3://manifest_bucket/manifest_key."""
     body = s3.get_object(Bucket=manifest_bucket, Key=manifest_key)["Body"].read().decode()
     job_id = str(uuid.uuid4())
     report = []
     for index, (bucket, key) in enumerate(csv.reader(io.StringIO(body))):
-        event = {
-            "invocationSchemaVersion": "2.0",
-            "invocationId": uuid.uuid4().hex,
-            "job": {"id": job_id, "userArguments": {}},
-            "tasks": [{"taskId": f"task-{index}", "s3Bucket": bucket, "s3Key": key, "s3VersionId": None}],
-        }
+        event = task_event(bucket, key, task_id=f"task-{index}", job_id=job_id)
         response = lambda_client.invoke(FunctionName=function, Payload=json.dumps(event).encode())
         payload = json.loads(response["Payload"].read() or b"null")
         if response.get("FunctionError"):  # the whole invocation failed: Batch Operations retries it

@@ -105,6 +105,16 @@ def s3_put_event(bucket: str, *keys: str) -> dict:
     return {"Records": records}
 
 
+def eventbridge_event(bucket: str, key: str, detail_type: str = "Object Created") -> dict:
+    """An S3 event as EventBridge delivers it ("Object Created" or "Object Deleted"), shaped like
+    fixtures/events/eventbridge-object-created.json; the key as it is (not URL-encoded)."""
+    event = load_event("eventbridge-object-created.json")
+    event["detail-type"] = detail_type
+    event["detail"]["bucket"]["name"], event["detail"]["object"]["key"] = bucket, key
+    event["detail"]["reason"] = "PutObject" if detail_type == "Object Created" else "DeleteObject"
+    return event
+
+
 def batch_operations_event(bucket: str, *keys: str) -> dict:
     """An S3 Batch Operations invocation (schema 2.0) with one task per key, task ids task-0, task-1...
 

@@ -29,16 +29,13 @@ def server() -> ModuleType:
 def client(service: str, endpoint: str, *, max_pool_connections: int = 10):
     """A boto3 client for `service` bound to the LocalStack at `endpoint`, with fake credentials."""
     import boto3
-    from botocore.config import Config
+
+    from ops.aws import client_config
 
     return boto3.client(
         service,
         endpoint_url=endpoint,
         region_name=REGION,
-        config=Config(
-            read_timeout=120,
-            retries={"mode": "standard", "max_attempts": 5},
-            max_pool_connections=max_pool_connections,
-        ),
+        config=client_config(max_pool_connections),
         **CREDENTIALS,
     )

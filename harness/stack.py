@@ -14,11 +14,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from harness import REPO_ROOT
-from harness.localstack import REGION, client
+from harness.localstack import CREDENTIALS, REGION, client
+from ops.aws import SERVICE, stack_outputs
 
 SLS_TIMEOUT_S = 600
 MONITORING_MS = 200
-SERVICE = "thumbnailer"
 
 
 class DeployError(RuntimeError):
@@ -54,8 +54,8 @@ def sls(*args: str, endpoint: str) -> subprocess.CompletedProcess:
     """Run the pinned Serverless CLI from node_modules against `endpoint` with fake credentials."""
     env = {
         **os.environ,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
         "AWS_DEFAULT_REGION": REGION,
         "AWS_ENDPOINT_URL": endpoint,
         "SLS_TELEMETRY_DISABLED": "1",
@@ -91,9 +91,7 @@ def deploy(endpoint: str, stage: str = "local", params: dict[str, str] | None = 
 
 def describe(endpoint: str, stage: str = "local") -> Stack:
     """The names of an already deployed stack."""
-    cloudformation = client("cloudformation", endpoint)
-    stack = cloudformation.describe_stacks(StackName=f"{SERVICE}-{stage}")["Stacks"][0]
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    outputs = stack_outputs(client("cloudformation", endpoint), f"{SERVICE}-{stage}")
     return Stack(
         stage=stage,
         function_name=f"{SERVICE}-{stage}-thumbnail",

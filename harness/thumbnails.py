@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 from harness.function_log import FunctionLog
 from harness.waiting import wait_until
+from thumbnailer.settings import Settings
 
-THUMBNAIL_PREFIX = "thumbnails/"
+THUMBNAIL_PREFIX = Settings().prefix  # the default, which the deployed stacks keep
 
 
 def thumbnail_key(key: str) -> str:

@@ -14,9 +14,10 @@ libstdc++ symbol version than Lambda's Amazon Linux 2023 has, then writes a dete
                                              what the checks found (wheel tags, highest symbol versions)
 
 A rebuild is skipped when the inputs (this file, requirements.txt, runtime, arch) are unchanged; the
-checks run every time. `--check-only` runs only the checks. `--function-code` also compiles the
-function's modules (handler.py, thumbnailer/) to the bytecode `sls package` ships with them; the
-Serverless plugin next to this file passes it. Exit status is non-zero on any failure.
+checks run every time. `--check-only` runs only the checks. `--function-code ZIP` also compiles the
+function's modules (handler.py, thumbnailer/) to bytecode and zips them with it into ZIP, the
+package `sls package` ships; the Serverless plugin next to this file passes serverless.yml's
+`package.artifact`. Exit status is non-zero on any failure.
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ ZIP_NAME = "pillow-layer.zip"
 INFO_NAME = "build-info.json"
 # What serverless.yml's package.patterns ship as the function's code, with its bytecode.
 FUNCTION_CODE = ("handler.py", "thumbnailer")
-FUNCTION_ZIP = Path("build/function/thumbnailer.zip")  # relative to the service directory
 
 # Lambda's python3.13 runtime is Amazon Linux 2023 (glibc 2.34); the cp313 wheels of Pillow 13 and
 # pillow-heif 1.8 are manylinux_2_27/manylinux_2_28 (aarch64: _2_26/_2_28), isal's manylinux_2_17/_2_28.
@@ -218,12 +218,12 @@ def compile_bytecode(
             raise LayerCheckError(f"compiling {path} failed")
 
 
-def compile_function_code(service_dir: Path, runtime: str) -> Path:
+def compile_function_code(service_dir: Path, runtime: str, destination: Path) -> None:
     """Compile FUNCTION_CODE from scratch and zip it with its bytecode: the package `sls` deploys.
 
     Checked-hash pycs: Python compares each with its source's hash, so a stale one is never used,
     neither in this working tree nor on Lambda. Old caches go first, so none of a deleted module ships.
-    The zip (FUNCTION_ZIP, serverless.yml's `package.artifact`) holds exactly the sources and their
+    The zip (`destination`, serverless.yml's `package.artifact`) holds exactly the sources and their
     pycs for the runtime, sorted, with fixed times: the framework's own packaging would walk the
     whole working tree (node_modules, build/, .tox) to find them, about 2 s a package.
     """
@@ -248,10 +248,8 @@ def compile_function_code(service_dir: Path, runtime: str) -> Path:
         for path in files
         if path.parent.name != "__pycache__" or path.name.endswith(f".{tag}.pyc")
     }
-    destination = service_dir / FUNCTION_ZIP
     destination.parent.mkdir(parents=True, exist_ok=True)
     _write_zip(entries, destination)
-    return destination
 
 
 SHT_DYNAMIC = 6
@@ -541,8 +539,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check-only", action="store_true", help="only check an existing build")
     parser.add_argument(
         "--function-code",
-        action="store_true",
-        help=f"also compile the function's code ({', '.join(FUNCTION_CODE)}) to bytecode, for sls package",
+        metavar="ZIP",
+        type=Path,
+        help=f"also compile the function's code ({', '.join(FUNCTION_CODE)}) and zip it into ZIP, for sls",
     )
     args = parser.parse_args(argv)
     from thumbnailer.logs import json_handler
@@ -556,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             build(args.runtime, arch, args.out_dir, force=args.force)
         if args.function_code:
-            compile_function_code(REPO_ROOT, args.runtime)
+            compile_function_code(REPO_ROOT, args.runtime, REPO_ROOT / args.function_code)
     except (LayerCheckError, subprocess.CalledProcessError, OSError) as error:
         LOGGER.error("layer build failed: %s", error)
         return 1

@@ -57,7 +57,11 @@ class LayerBuildPlugin {
     }
     const python = process.env.LAYER_BUILD_PYTHON || 'python';
     const script = path.join(this.serverless.serviceDir, 'layer', 'build.py');
-    const args = [script, '--runtime', runtime, '--arch', arch, '--function-code'];
+    const { artifact } = this.serverless.service.package;
+    if (!artifact) {
+      throw new this.serverless.classes.Error('serverless.yml must name the function zip in package.artifact');
+    }
+    const args = [script, '--runtime', runtime, '--arch', arch, '--function-code', artifact];
     this.log.notice(`Building the Pillow layer and the function's bytecode: ${python} ${args.join(' ')}`);
     const result = spawnSync(python, args, { cwd: this.serverless.serviceDir, stdio: 'inherit' });
     if (result.error || result.status !== 0) {

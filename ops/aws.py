@@ -6,22 +6,35 @@ from dataclasses import dataclass, field
 
 from thumbnailer.logs import json_handler
 
+SERVICE = "thumbnailer"  # serverless.yml's service: stacks are named <service>-<stage>
 READ_TIMEOUT_S = 120  # a synchronous invocation runs up to the function's timeout (30 s), plus retries
 MAX_ATTEMPTS = 5
+
+
+def client_config(max_pool_connections: int = 10):
+    """The botocore Config of every client here and in the harness: long reads, standard retries."""
+    from botocore.config import Config
+
+    return Config(
+        read_timeout=READ_TIMEOUT_S,
+        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+        max_pool_connections=max_pool_connections,
+    )
 
 
 def clients(*services: str, region: str | None = None, concurrency: int = 1) -> tuple:
     """One boto3 client per service name, with retries and a connection pool for `concurrency` calls."""
     import boto3
-    from botocore.config import Config
 
-    config = Config(
-        read_timeout=READ_TIMEOUT_S,
-        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
-        max_pool_connections=max(10, 2 * concurrency),
-    )
+    config = client_config(max(10, 2 * concurrency))
     session = boto3.Session(region_name=region)
     return tuple(session.client(service, config=config) for service in services)
+
+
+def stack_outputs(cloudformation, stack_name: str) -> dict[str, str]:
+    """A CloudFormation stack's outputs, by key."""
+    stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+    return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
 
 
 @dataclass(frozen=True)

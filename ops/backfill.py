@@ -412,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
             lambda_client.get_function_configuration(FunctionName=args.function)["FunctionArn"]
         )
         if not (args.role_arn and args.work_bucket):
-            outputs = batch.stack_outputs(lambda_client, cloudformation, function.arn)
+            outputs = batch.function_stack_outputs(lambda_client, cloudformation, function.arn)
             args.role_arn = args.role_arn or outputs.get("BatchOperationsRoleArn")
             args.work_bucket = args.work_bucket or outputs.get("BatchWorkBucket")
         if not (args.role_arn and args.work_bucket):

@@ -21,6 +21,8 @@ from urllib.parse import quote
 
 from botocore.exceptions import ClientError
 
+from ops import aws
+
 CSV_MANIFEST = "S3BatchOperations_CSV_20180820"
 INVENTORY_MANIFEST = "S3InventoryReport_CSV_20161130"
 MANIFEST_PREFIX = "batch/manifests/"
@@ -122,14 +124,11 @@ def _inventory_runs(s3, bucket: str, folder: str) -> Iterable[str]:
                 yield match.group(1)
 
 
-def stack_outputs(lambda_client, cloudformation, function_arn: str) -> dict[str, str]:
+def function_stack_outputs(lambda_client, cloudformation, function_arn: str) -> dict[str, str]:
     """The outputs of the CloudFormation stack that deployed the function, or {} if none did."""
     tags = lambda_client.list_tags(Resource=function_arn).get("Tags", {})
     stack = tags.get("aws:cloudformation:stack-name")
-    if not stack:
-        return {}
-    described = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
-    return {output["OutputKey"]: output["OutputValue"] for output in described.get("Outputs", [])}
+    return aws.stack_outputs(cloudformation, stack) if stack else {}
 
 
 @dataclass(frozen=True)

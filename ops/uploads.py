@@ -18,10 +18,9 @@ import logging
 import sys
 from dataclasses import dataclass
 
-from ops.aws import clients, json_logger
+from ops.aws import SERVICE, clients, json_logger, stack_outputs
 from thumbnailer.logs import log
 
-SERVICE = "thumbnailer"
 LOGGER = logging.getLogger("ops.uploads")
 BATCH = 1000  # DeleteObjects' maximum
 
@@ -70,8 +69,7 @@ def delete_contents(s3, contents: Contents, keep_bucket: bool) -> int:
 
 def stack_bucket(cloudformation, stage: str) -> str:
     """The upload bucket the stage's stack created (its UploadBucketName output)."""
-    stack = cloudformation.describe_stacks(StackName=f"{SERVICE}-{stage}")["Stacks"][0]
-    outputs = {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
+    outputs = stack_outputs(cloudformation, f"{SERVICE}-{stage}")
     bucket = outputs["UploadBucketName"]
     if outputs.get("UploadBucketCreatedByStack") != "true":
         raise SystemExit(

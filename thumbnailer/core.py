@@ -204,12 +204,18 @@ def _orientation(image: Image.Image, data: bytes) -> int:
     """
     if image.format in formats.ORIENTED_BY_DECODER:
         return 1
-    if image.format == "PNG" and not png.has_metadata_after_pixels(data):
+    if image.format == "PNG" and not _png_metadata_after_pixels(data):
         exif = Image.Image.getexif(image)
     else:
         exif = image.getexif()
     value = exif.get(ExifTags.Base.Orientation, 1)
     return value if isinstance(value, int) else 1
+
+
+def _png_metadata_after_pixels(data: bytes) -> bool:
+    """True if an eXIf or text chunk follows the image data (Pillow reads those only on load)."""
+    layout = png.PngLayout.parse(data)
+    return layout is not None and layout.metadata_after_pixels
 
 
 def _reduce(

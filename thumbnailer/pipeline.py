@@ -20,7 +20,6 @@ from typing import Protocol
 
 from thumbnailer.core import Thumbnail, make_thumbnail
 from thumbnailer.errors import (
-    EmptySource,
     KeyTooLong,
     PermanentError,
     RecordsFailed,
@@ -76,7 +75,6 @@ BATCH_RESULT_CODES = {
     "skipped_recursion": "Succeeded",
     "rejected": "PermanentFailure",
     "skipped_missing": "PermanentFailure",
-    "malformed": "PermanentFailure",
 }
 
 
@@ -324,8 +322,6 @@ def _up_to_date(ref: S3ObjectRef, storage: Storage, destination: str, thumbnail_
 def _thumbnail(source: SourceObject, settings: Settings) -> Thumbnail:
     if source.data is None:
         raise SourceTooLarge(f"{source.size} bytes is more than the limit of {settings.max_source_bytes}")
-    if not source.data:
-        raise EmptySource("the object is empty (0 bytes)")
     return make_thumbnail(
         source.data,
         max_size=settings.max_size,

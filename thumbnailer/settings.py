@@ -53,7 +53,7 @@ class Settings:
         """Build settings from an environment mapping; raise SettingsError naming the bad variable."""
         defaults = cls()
         prefix = environ.get(THUMBNAIL_PREFIX, defaults.prefix)
-        if not prefix.strip("/") or not prefix.endswith("/") or prefix.startswith("/"):
+        if not prefix.endswith("/") or prefix.startswith("/"):
             raise SettingsError(
                 f"{THUMBNAIL_PREFIX} must name a folder and end with '/', such as 'thumbnails/', got "
                 f"{prefix!r}: without the '/', 'thumbs' would also claim the upload 'thumbsup.jpg' (and "

@@ -160,18 +160,19 @@ class BoundStorage:
 
     def etag(self, bucket: str, key: str) -> str | None:
         """The object's current ETag, or None if it does not exist (needs s3:ListBucket for a 404)."""
-        try:
-            return self._call("head_object", Bucket=bucket, Key=key)["ETag"]
-        except _Missing:
-            return None
+        response = self._head(bucket, key)
+        return None if response is None else response["ETag"]
 
     def made_from(self, bucket: str, key: str) -> str | None:
         """The source ETag a stored thumbnail was made from (unquoted), or None if there is none."""
+        response = self._head(bucket, key)
+        return None if response is None else response.get("Metadata", {}).get(SOURCE_ETAG)
+
+    def _head(self, bucket: str, key: str) -> dict | None:
         try:
-            response = self._call("head_object", Bucket=bucket, Key=key)
+            return self._call("head_object", Bucket=bucket, Key=key)
         except _Missing:
             return None
-        return response.get("Metadata", {}).get(SOURCE_ETAG)
 
     def store(self, bucket: str, key: str, thumbnail: Thumbnail, source_etag: str) -> None:
         """Write the thumbnail with the MIME type of its bytes and the ETag of its source."""

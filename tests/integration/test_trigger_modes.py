@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from harness.fixtures import image_bytes, load_event
+from harness.fixtures import eventbridge_event, image_bytes
 from harness.function_log import FunctionLog
 from harness.thumbnails import thumbnail_key, wait_for_thumbnails
 
@@ -39,9 +39,7 @@ def test_the_deployed_rule_leaves_thumbnail_writes_and_other_buckets_out(aws_cli
     pattern = events.describe_rule(Name="thumbnailer-local-eventbridge-uploads")["EventPattern"]
 
     def matches(bucket: str, key: str, detail_type: str = "Object Created") -> bool:
-        event = load_event("eventbridge-object-created.json")
-        event["detail-type"] = detail_type
-        event["detail"]["bucket"]["name"], event["detail"]["object"]["key"] = bucket, key
+        event = eventbridge_event(bucket, key, detail_type)
         return events.test_event_pattern(EventPattern=pattern, Event=json.dumps(event))["Result"]
 
     bucket = eventbridge_stack.bucket

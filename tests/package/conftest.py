@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cloudformation import Account, Resolver
+from tests.support.cloudformation import Account, Resolver, policy_statements
 from tests.support.tiers import PACKAGE_REQUIRED, unavailable
 from tests.support.tiers import lambda_python as find_lambda_python
 
@@ -86,15 +86,7 @@ def bucket_name(resources, resolver) -> str:
 @pytest.fixture(scope="session")
 def role_statements(resources, resolver) -> list[dict]:
     """Statements of the function's execution role, resolved, with Action and Resource always lists."""
-    statements = []
-    for policy in resources["IamRoleLambdaExecution"]["Properties"]["Policies"]:
-        for statement in resolver.resolve(policy["PolicyDocument"]["Statement"]):
-            normalised = dict(statement)
-            for key in ("Action", "Resource"):
-                value = statement.get(key, [])
-                normalised[key] = value if isinstance(value, list) else [value]
-            statements.append(normalised)
-    return statements
+    return policy_statements(resources, resolver)
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,7 @@ from moto.core import set_initial_no_auth_action_count
 from moto.iam.access_control import IAMPolicy, PermissionResult
 
 from harness.fixtures import batch_operations_event, image_bytes, s3_put_event
-from tests.support.cloudformation import Account, Resolver
+from tests.support.cloudformation import Account, Resolver, as_list
 from thumbnailer.pipeline import handle_event
 from thumbnailer.settings import Settings
 from thumbnailer.storage import Deadline, S3Storage
@@ -113,16 +113,12 @@ def without(action: str) -> Callable[[list], list]:
     def edit(statements: list) -> list:
         kept = []
         for statement in statements:
-            actions = [a for a in _as_list(statement["Action"]) if a != action]
+            actions = [a for a in as_list(statement["Action"]) if a != action]
             if actions:
                 kept.append({**statement, "Action": actions})
         return kept
 
     return edit
-
-
-def _as_list(value):
-    return value if isinstance(value, list) else [value]
 
 
 class EnforcedAws:

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from tests.package.conftest import BUCKET_LOGICAL_ID, REPO_ROOT, sls_package
-from tests.support.cloudformation import Account, Resolver
+from tests.support.cloudformation import Account, Resolver, grants, policy_statements
 
 pytestmark = pytest.mark.package
 
@@ -41,17 +41,12 @@ def test_the_default_bucket_name_is_unique_per_account_and_region(template):
 )
 def test_every_arn_is_in_the_stack_s_partition(template, partition, region):
     resolver = Resolver(template, Account(partition=partition, region=region))
-    role = template["Resources"]["IamRoleLambdaExecution"]["Properties"]["Policies"][0]["PolicyDocument"]
     permission = template["Resources"]["ThumbnailInvokePermission"]["Properties"]["SourceArn"]
 
-    arns = [r for s in resolver.resolve(role["Statement"]) for r in _as_list(s["Resource"])]
+    arns = [r for s in policy_statements(template["Resources"], resolver) for r in s["Resource"]]
     arns.append(resolver.resolve(permission))
 
     assert all(arn.startswith(f"arn:{partition}:") for arn in arns), arns
-
-
-def _as_list(value):
-    return value if isinstance(value, list) else [value]
 
 
 def test_the_region_follows_the_command_line(packaged):
@@ -63,18 +58,12 @@ def test_the_region_follows_the_command_line(packaged):
 def test_attaching_to_an_existing_bucket_creates_no_bucket_and_grants_that_one(packaged):
     template = packaged("--stage", "prod", "--param", "existingBucket=company-uploads")["template"]
     resolver = Resolver(template)
-    role = template["Resources"]["IamRoleLambdaExecution"]["Properties"]["Policies"][0]["PolicyDocument"]
-    grants = {
-        (a, r)
-        for s in resolver.resolve(role["Statement"])
-        for a in s["Action"]
-        for r in _as_list(s["Resource"])
-    }
+    granted = grants(policy_statements(template["Resources"], resolver))
 
     assert not resolver.condition(template["Resources"][BUCKET_LOGICAL_ID]["Condition"])
     assert not resolver.condition(template["Resources"]["UploadBucketTlsPolicy"]["Condition"])
-    assert ("s3:GetObject", "arn:aws:s3:::company-uploads/*") in grants
-    assert ("s3:PutObject", "arn:aws:s3:::company-uploads/thumbnails/*") in grants
+    assert ("s3:GetObject", "arn:aws:s3:::company-uploads/*") in granted
+    assert ("s3:PutObject", "arn:aws:s3:::company-uploads/thumbnails/*") in granted
     assert resolver.resolve(template["Outputs"]["UploadBucketName"]["Value"]) == "company-uploads"
     permission = template["Resources"]["ThumbnailInvokePermission"]["Properties"]["SourceArn"]
     assert resolver.resolve(permission) == "arn:aws:s3:::company-uploads"
@@ -83,19 +72,13 @@ def test_attaching_to_an_existing_bucket_creates_no_bucket_and_grants_that_one(p
 def test_a_separate_thumbnail_bucket_is_where_the_role_may_write(packaged):
     template = packaged("--stage", "prod", "--param", "thumbnailBucket=company-thumbnails")["template"]
     resolver = Resolver(template)
-    role = template["Resources"]["IamRoleLambdaExecution"]["Properties"]["Policies"][0]["PolicyDocument"]
-    grants = {
-        (a, r)
-        for s in resolver.resolve(role["Statement"])
-        for a in s["Action"]
-        for r in _as_list(s["Resource"])
-    }
+    granted = grants(policy_statements(template["Resources"], resolver))
     variables = template["Resources"]["ThumbnailLambdaFunction"]["Properties"]["Environment"]["Variables"]
 
     assert variables["THUMBNAIL_BUCKET"] == "company-thumbnails"
-    assert ("s3:PutObject", "arn:aws:s3:::company-thumbnails/thumbnails/*") in grants
-    assert ("s3:DeleteObject", "arn:aws:s3:::company-thumbnails/thumbnails/*") in grants
-    assert ("s3:GetObject", "arn:aws:s3:::thumbnailer-prod-us-east-1-123456789012/*") in grants
+    assert ("s3:PutObject", "arn:aws:s3:::company-thumbnails/thumbnails/*") in granted
+    assert ("s3:DeleteObject", "arn:aws:s3:::company-thumbnails/thumbnails/*") in granted
+    assert ("s3:GetObject", "arn:aws:s3:::thumbnailer-prod-us-east-1-123456789012/*") in granted
 
 
 @pytest.mark.parametrize(
@@ -241,14 +224,14 @@ def test_the_eventbridge_trigger_routes_uploads_through_a_rule_that_leaves_thumb
 def test_the_batch_role_may_only_invoke_the_function_and_use_the_batch_folder(packaged):
     template = packaged("--stage", "prod", "--param", "batchRole=true")["template"]
     resolver = Resolver(template)
-    role = _active(template, resolver)["BatchOperationsRole"]["Properties"]
-    statements = resolver.resolve(role["Policies"][0]["PolicyDocument"]["Statement"])
-    grants = {(a, r) for s in statements for a in _as_list(s["Action"]) for r in _as_list(s["Resource"])}
+    active = _active(template, resolver)
+    role = active["BatchOperationsRole"]["Properties"]
+    granted = grants(policy_statements(active, resolver, "BatchOperationsRole"))
     work = "arn:aws:s3:::serverlessdeploymentbucket-generated-name/batch/*"  # the deployment bucket
 
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": "batchoperations.s3.amazonaws.com"}
-    assert grants == {
+    assert granted == {
         (
             "lambda:InvokeFunction",
             "arn:aws:lambda:us-east-1:123456789012:function:thumbnailer-prod-thumbnail",

@@ -14,6 +14,7 @@ from tests.package.conftest import (
     QUEUE_LOGICAL_ID,
     TEMPLATE,
 )
+from tests.support.cloudformation import grants
 
 pytestmark = pytest.mark.package
 
@@ -43,11 +44,11 @@ def test_role_reads_objects_and_writes_and_deletes_only_under_the_thumbnail_pref
     role_statements, bucket_name, function
 ):
     prefix = function["Environment"]["Variables"]["THUMBNAIL_PREFIX"]
-    grants = {(a, r) for s in _s3_statements(role_statements) for a in s["Action"] for r in s["Resource"]}
+    granted = grants(_s3_statements(role_statements))
 
     assert prefix.endswith("/")
     assert prefix != "/"
-    assert grants == {
+    assert granted == {
         ("s3:GetObject", f"arn:aws:s3:::{bucket_name}/*"),
         ("s3:PutObject", f"arn:aws:s3:::{bucket_name}/{prefix}*"),
         ("s3:DeleteObject", f"arn:aws:s3:::{bucket_name}/{prefix}*"),

@@ -165,3 +165,26 @@ class Resolver:
         if (resource["Type"], attribute) == ("AWS::S3::Bucket", "Arn"):
             return f"arn:{account.partition}:s3:::{self._ref(logical_id)}"
         raise NotImplementedError(f"Fn::GetAtt {logical_id}.{attribute}")
+
+
+def as_list(value) -> list:
+    """An IAM field that may be one value or a list of them, as a list."""
+    return value if isinstance(value, list) else [value]
+
+
+def policy_statements(
+    resources: dict, resolver: Resolver, role: str = "IamRoleLambdaExecution"
+) -> list[dict]:
+    """Statements of every policy of `role`, resolved, with Action and Resource always lists."""
+    statements = []
+    for policy in resources[role]["Properties"]["Policies"]:
+        for statement in resolver.resolve(policy["PolicyDocument"]["Statement"]):
+            statements.append(
+                {**statement, **{key: as_list(statement.get(key, [])) for key in ("Action", "Resource")}}
+            )
+    return statements
+
+
+def grants(statements: list[dict]) -> set[tuple[str, str]]:
+    """Every (action, resource) pair the statements name."""
+    return {(action, resource) for s in statements for action in s["Action"] for resource in s["Resource"]}

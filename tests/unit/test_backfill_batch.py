@@ -12,6 +12,7 @@ from botocore.stub import Stubber
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harness.batch_job import task_event
 from ops import backfill, batch
 from tests.unit.conftest import BUCKET, StubLambda
 from thumbnailer.events import parse_event
@@ -25,12 +26,7 @@ WORK_BUCKET = "thumbnailer-prod-serverlessdeploymentbucket-1a2b3c"
 def batch_task_event(manifest_row: str) -> dict:
     """The invocation Batch Operations makes for one manifest row (schema 2.0)."""
     bucket, key = next(csv.reader(io.StringIO(manifest_row)))
-    return {
-        "invocationSchemaVersion": "2.0",
-        "invocationId": "id",
-        "job": {"id": "job", "userArguments": {}},
-        "tasks": [{"taskId": "t", "s3Key": key, "s3VersionId": None, "s3Bucket": bucket}],
-    }
+    return task_event(bucket, key, task_id="t", job_id="job")
 
 
 @given(st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=60))

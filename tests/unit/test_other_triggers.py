@@ -3,7 +3,7 @@
 import pytest
 from botocore.exceptions import ClientError
 
-from harness.fixtures import batch_operations_event, image_bytes, load_event
+from harness.fixtures import batch_operations_event, eventbridge_event, image_bytes, load_event
 from harness.lambda_context import LambdaContext
 from tests.unit.conftest import BUCKET
 from thumbnailer.events import parse_event
@@ -41,13 +41,6 @@ def test_an_eventbridge_upload_gets_its_thumbnail(s3, handler):
     assert "thumbnails/photos/name with spaces+plus.jpg" in keys(s3)
 
 
-def eventbridge_event(key: str, detail_type: str = "Object Created") -> dict:
-    event = load_event("eventbridge-object-created.json")
-    event["detail-type"], event["detail"]["object"]["key"] = detail_type, key
-    event["detail"]["reason"] = "PutObject" if detail_type == "Object Created" else "DeleteObject"
-    return event
-
-
 @pytest.mark.parametrize(
     ("stored", "in_the_event"),
     [
@@ -59,9 +52,11 @@ def eventbridge_event(key: str, detail_type: str = "Object Created") -> dict:
 def test_an_eventbridge_key_is_taken_in_the_spelling_that_exists(s3, handler, stored, in_the_event):
     s3.put_object(Bucket=BUCKET, Key=stored, Body=image_bytes("jpeg-baseline.jpg"))
 
-    created = handler.lambda_handler(eventbridge_event(in_the_event), LambdaContext())
+    created = handler.lambda_handler(eventbridge_event(BUCKET, in_the_event), LambdaContext())
     s3.delete_object(Bucket=BUCKET, Key=stored)
-    removed = handler.lambda_handler(eventbridge_event(in_the_event, "Object Deleted"), LambdaContext())
+    removed = handler.lambda_handler(
+        eventbridge_event(BUCKET, in_the_event, "Object Deleted"), LambdaContext()
+    )
 
     assert created["outcomes"] == {"created": 1}
     assert removed["outcomes"] == {"thumbnail_deleted": 1}

@@ -66,16 +66,6 @@ class PngLayout:
         )
 
 
-def has_metadata_after_pixels(data: bytes) -> bool:
-    """True if an eXIf or text chunk follows the image data (Pillow reads those only on load)."""
-    seen_image_data = False
-    for kind, _, _ in _chunks(data):
-        seen_image_data = seen_image_data or kind == b"IDAT"
-        if seen_image_data and kind in _LATE_METADATA:
-            return True
-    return False
-
-
 def _chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
     """(type, offset of the body, length) of each complete chunk up to IEND."""
     pos = _SIGNATURE_LENGTH

@@ -303,8 +303,11 @@ def _spelling_that_exists(ref: S3ObjectRef, storage: Storage, destination: str, 
     removal, its thumbnail): AWS documents no encoding for EventBridge's S3 keys (LocalStack and
     moto send them as they are), and a wrong guess would lose a thumbnail without a trace."""
     for key in (ref.key, ref.decoded_key):
+        thumbnail_key = prefix + key  # one over S3's limit gets a bare 400, not a 404: never ask
         if storage.etag(ref.bucket, key) is not None or (
-            ref.is_removal and storage.etag(destination, prefix + key) is not None
+            ref.is_removal
+            and len(thumbnail_key.encode()) <= MAX_KEY_BYTES
+            and storage.etag(destination, thumbnail_key) is not None
         ):
             return replace(ref, key=key, decoded_key=None)
     return replace(ref, decoded_key=None)

@@ -27,7 +27,7 @@ from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 from moto.iam.access_control import IAMPolicy, PermissionResult
 
-from harness.fixtures import batch_operations_event, image_bytes, s3_put_event
+from harness.fixtures import batch_operations_event, eventbridge_event, image_bytes, s3_put_event
 from tests.support.cloudformation import Account, Resolver, as_list
 from thumbnailer.pipeline import handle_event
 from thumbnailer.settings import Settings
@@ -261,6 +261,26 @@ def test_a_separate_thumbnail_bucket_is_writable_because_the_role_follows_the_se
         )
 
     assert enforced(create, of=other) == []
+
+
+def test_a_separate_thumbnail_bucket_is_readable_where_the_function_checks_a_thumbnail(enforced, packaged):
+    """A Batch Operations task asks whether the thumbnail is current, and an EventBridge removal
+    whether a thumbnail exists under the event's spelling: both HEAD the thumbnail bucket."""
+    other = packaged("--stage", "prod", "--param", "thumbnailBucket=company-thumbnails")["template"]
+
+    def check_thumbnails(aws: EnforcedAws) -> None:
+        aws.s3.put_object(Bucket=aws.bucket, Key="cat dog.jpg", Body=image_bytes("jpeg-baseline.jpg"))
+        assert aws.invoke(s3_put_event(aws.bucket, "cat dog.jpg"))["outcomes"] == {"created": 1}
+        (result,) = aws.invoke(batch_operations_event(aws.bucket, "cat dog.jpg"))["results"]
+        assert result["resultCode"] == "Succeeded", result
+        assert result["resultString"].startswith("up_to_date: "), result
+        aws.s3.delete_object(Bucket=aws.bucket, Key="cat dog.jpg")
+        # Spelt "cat+dog.jpg": only the thumbnail bucket can tell which key was meant.
+        removal = eventbridge_event(aws.bucket, "cat+dog.jpg", "Object Deleted")
+        assert aws.invoke(removal)["outcomes"] == {"thumbnail_deleted": 1}
+        assert aws.s3.list_objects_v2(Bucket="company-thumbnails").get("KeyCount") == 0
+
+    assert enforced(check_thumbnails, of=other) == []
 
 
 def test_the_old_role_that_ignored_the_setting_is_caught(enforced, packaged, template):

@@ -63,6 +63,25 @@ def test_an_eventbridge_key_is_taken_in_the_spelling_that_exists(s3, handler, st
     assert keys(s3) == []  # the thumbnail of the key that existed went with it
 
 
+def test_an_eventbridge_key_too_long_for_a_thumbnail_is_rejected_before_any_request_about_it(
+    handler, monkeypatch
+):
+    """S3 answers a HeadObject of a key over 1,024 bytes with a bare 400, which would be retried."""
+    from thumbnailer.storage import BoundStorage
+
+    asked = []
+    etag = BoundStorage.etag
+    monkeypatch.setattr(
+        BoundStorage, "etag", lambda self, bucket, key: asked.append(key) or etag(self, bucket, key)
+    )
+    key = "a+b/" + "x" * 1015  # fits S3 as a source key; not with the thumbnail prefix in front
+
+    removed = handler.lambda_handler(eventbridge_event(BUCKET, key, "Object Deleted"), LambdaContext())
+
+    assert removed["outcomes"] == {"rejected": 1}
+    assert all(len(asked_key.encode()) <= 1024 for asked_key in asked), asked
+
+
 def test_an_eventbridge_event_without_a_key_is_logged_as_malformed(handler, log_lines):
     event = load_event("eventbridge-object-created.json")
     del event["detail"]["object"]["key"]
